@@ -1,0 +1,1 @@
+"""Inspect entry point: importing this registers the hook."""
