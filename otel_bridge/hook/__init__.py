@@ -1,0 +1,1 @@
+"""Inspect hooks → OpenTelemetry spans."""

@@ -1,0 +1,82 @@
+"""JSON encoding of content with a byte budget that keeps the JSON valid."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+_MARK = "…[truncated {n} chars]"
+
+
+def to_jsonable(value: Any) -> Any:
+    """Turn pydantic models and other objects into plain JSON values."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [to_jsonable(v) for v in value]
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        try:
+            return to_jsonable(dump(mode="json", exclude_none=True))
+        except Exception:
+            return str(value)
+    return str(value)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def _cap_strings(value: Any, cap: int) -> Any:
+    if isinstance(value, str):
+        if len(value) <= cap:
+            return value
+        return value[:cap] + _MARK.format(n=len(value) - cap)
+    if isinstance(value, dict):
+        return {k: _cap_strings(v, cap) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_cap_strings(v, cap) for v in value]
+    return value
+
+
+def _size(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+def bounded_json(value: Any, max_bytes: int) -> tuple[str, bool]:
+    """Serialise ``value`` to at most ``max_bytes`` of valid JSON; says whether it cut anything.
+
+    Long strings are shortened first (every leaf to the same cap, largest cap that fits),
+    then list items are dropped from the middle, and as a last resort the whole document
+    becomes one truncated JSON string.
+    """
+    text = value if isinstance(value, str) else dumps(value)
+    if isinstance(value, str):
+        if _size(value) <= max_bytes:
+            return value, False
+        return _cut_text(value, max_bytes), True
+    if _size(text) <= max_bytes:
+        return text, False
+    cap = max_bytes // 2
+    while cap >= 32:
+        candidate = dumps(_cap_strings(value, cap))
+        if _size(candidate) <= max_bytes:
+            return candidate, True
+        cap //= 2
+    if isinstance(value, list) and len(value) > 2:
+        items = _cap_strings(value, 32)
+        while len(items) > 2:
+            middle = len(items) // 2
+            items = items[:middle] + items[middle + 1 :]
+            candidate = dumps([*items[: len(items) // 2], {"truncated": True}, *items[len(items) // 2 :]])
+            if _size(candidate) <= max_bytes:
+                return candidate, True
+    return dumps(_cut_text(text, max_bytes - 2)), True
+
+
+def _cut_text(text: str, max_bytes: int) -> str:
+    budget = max(0, max_bytes - 40)
+    cut = text.encode("utf-8")[:budget].decode("utf-8", errors="ignore")
+    return cut + _MARK.format(n=len(text) - len(cut))

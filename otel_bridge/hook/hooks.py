@@ -1,0 +1,151 @@
+"""The Inspect hook: thin, guarded dispatch into the session's recorder.
+
+Nothing here may raise into Inspect, block on I/O, or parse settings per call.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from inspect_ai.hooks import (
+    EvalSetEnd,
+    EvalSetStart,
+    Hooks,
+    RunEnd,
+    RunStart,
+    SampleAttemptEnd,
+    SampleAttemptStart,
+    SampleEnd,
+    SampleEvent,
+    SampleInit,
+    TaskEnd,
+    TaskStart,
+    hooks,
+)
+
+from otel_bridge import notify
+from otel_bridge.switch import ENABLED_VAR, FALSE_VALUES, TRUE_VALUES
+
+if TYPE_CHECKING:
+    from otel_bridge.hook.recorder import Recorder
+    from otel_bridge.hook.session import Session
+
+_enabled_cache: tuple[str | None, bool] = (None, False)
+
+
+def _enabled() -> bool:
+    """One dict lookup per call; the parsed answer is cached per raw value."""
+    global _enabled_cache
+    raw = os.environ.get(ENABLED_VAR)
+    cached_raw, answer = _enabled_cache
+    if raw == cached_raw:
+        return answer
+    low = (raw or "").strip().lower()
+    answer = low in TRUE_VALUES
+    if raw is not None and not answer and low not in FALSE_VALUES:
+        notify.say(f"{ENABLED_VAR}={raw!r} is not a boolean (use 1/true to enable); tracing is off.")
+    _enabled_cache = (raw, answer)
+    return answer
+
+
+def _guard(where: str, action: Callable[[], Any]) -> None:
+    try:
+        action()
+    except Exception as exc:  # the eval must never notice the bridge
+        notify.say(
+            f"internal error in {where} ({type(exc).__name__}: {exc}); the eval is unaffected.",
+            key=f"internal:{where}",
+        )
+        notify.logger.debug("bridge error", exc_info=True)
+
+
+def _begin() -> Session:
+    # imported on first use: OpenTelemetry's SDK stays out of processes that never trace
+    from otel_bridge.hook import session
+
+    return session.begin()
+
+
+def _current() -> Session | None:
+    from otel_bridge.hook import session
+
+    return session.current()
+
+
+def _recorder() -> Recorder | None:
+    session = _current()
+    return session.recorder if session is not None else None
+
+
+@hooks(name="otel_bridge", description="OpenTelemetry spans for Inspect evals (inspect-otel-bridge)")
+class OtelBridgeHooks(Hooks):
+    def enabled(self) -> bool:
+        try:
+            return _enabled()
+        except Exception:
+            return False
+
+    async def on_eval_set_start(self, data: EvalSetStart) -> None:
+        _guard("on_eval_set_start", lambda: _begin().recorder.eval_set_start(data))
+
+    async def on_eval_set_end(self, data: EvalSetEnd) -> None:
+        def end() -> None:
+            session = _current()
+            if session is not None:
+                session.recorder.eval_set_end(data)
+                session.finish_batch()
+
+        _guard("on_eval_set_end", end)
+
+    async def on_run_start(self, data: RunStart) -> None:
+        _guard("on_run_start", lambda: _begin().recorder.run_start(data))
+
+    async def on_run_end(self, data: RunEnd) -> None:
+        def end() -> None:
+            session = _current()
+            if session is not None:
+                session.recorder.run_end(data)
+                if session.pipeline.file is not None:
+                    session.finish_batch()
+                    session.pipeline.file.close_run(data.run_id)
+                else:
+                    session.finish_batch()
+
+        _guard("on_run_end", end)
+
+    async def on_task_start(self, data: TaskStart) -> None:
+        rec = _recorder()
+        if rec is not None:
+            _guard("on_task_start", lambda: rec.task_start(data))
+
+    async def on_task_end(self, data: TaskEnd) -> None:
+        rec = _recorder()
+        if rec is not None:
+            _guard("on_task_end", lambda: rec.task_end(data))
+
+    async def on_sample_init(self, data: SampleInit) -> None:
+        rec = _recorder()
+        if rec is not None:
+            _guard("on_sample_init", lambda: rec.sample_init(data))
+
+    async def on_sample_attempt_start(self, data: SampleAttemptStart) -> None:
+        rec = _recorder()
+        if rec is not None:
+            _guard("on_sample_attempt_start", lambda: rec.sample_attempt_start(data))
+
+    async def on_sample_event(self, data: SampleEvent) -> None:
+        rec = _recorder()
+        if rec is not None:
+            _guard("on_sample_event", lambda: rec.sample_event(data.sample_id, data.event))
+
+    async def on_sample_attempt_end(self, data: SampleAttemptEnd) -> None:
+        rec = _recorder()
+        if rec is not None:
+            _guard("on_sample_attempt_end", lambda: rec.sample_attempt_end(data))
+
+    async def on_sample_end(self, data: SampleEnd) -> None:
+        rec = _recorder()
+        if rec is not None:
+            _guard("on_sample_end", lambda: rec.sample_end(data))

@@ -1,0 +1,97 @@
+"""Inspect chat messages → GenAI semantic-convention message JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from inspect_ai.model import ChatMessage, ModelOutput
+from inspect_ai.tool import ToolInfo
+
+from otel_bridge.hook.content import to_jsonable
+
+# Inspect StopReason → GenAI finish_reason
+FINISH_REASONS = {
+    "stop": "stop",
+    "max_tokens": "length",
+    "model_length": "length",
+    "tool_calls": "tool_call",
+    "content_filter": "content_filter",
+    "unknown": "stop",
+}
+
+
+def _parts(content: Any) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [{"type": "text", "content": content}] if content else []
+    parts: list[dict[str, Any]] = []
+    for item in content or []:
+        kind = getattr(item, "type", None)
+        if kind == "text":
+            parts.append({"type": "text", "content": item.text})
+        elif kind == "reasoning":
+            text = getattr(item, "reasoning", "") if not getattr(item, "redacted", False) else "[redacted]"
+            parts.append({"type": "reasoning", "content": text})
+        elif kind in {"image", "audio", "video"}:
+            ref = getattr(item, kind, "")
+            if isinstance(ref, str) and ref.startswith("data:"):
+                parts.append({"type": "blob", "modality": kind, "content": f"<{len(ref)} bytes inline>"})
+            else:
+                parts.append({"type": "uri", "modality": kind, "uri": str(ref)})
+        else:
+            parts.append({"type": str(kind or "data"), "content": to_jsonable(item)})
+    return parts
+
+
+def message_json(message: ChatMessage) -> dict[str, Any]:
+    role = message.role
+    if role == "tool":
+        response: Any = message.text
+        error = getattr(message, "error", None)
+        if error is not None:
+            response = {"error": getattr(error, "message", str(error)), "output": message.text}
+        return {
+            "role": "tool",
+            "parts": [{"type": "tool_call_response", "id": message.tool_call_id, "response": response}],
+        }
+    parts = _parts(message.content)
+    for call in getattr(message, "tool_calls", None) or []:
+        parts.append({"type": "tool_call", "id": call.id, "name": call.function, "arguments": call.arguments})
+    out: dict[str, Any] = {"role": role, "parts": parts}
+    return out
+
+
+def split_system(messages: list[ChatMessage]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(system instruction parts, the other messages) — GenAI keeps them apart."""
+    system: list[dict[str, Any]] = []
+    rest: list[dict[str, Any]] = []
+    for m in messages:
+        if m.role == "system":
+            system.extend(_parts(m.content))
+        else:
+            rest.append(message_json(m))
+    return system, rest
+
+
+def output_messages(output: ModelOutput) -> list[dict[str, Any]]:
+    result = []
+    for choice in output.choices:
+        item = message_json(choice.message)
+        item["finish_reason"] = FINISH_REASONS.get(str(choice.stop_reason), str(choice.stop_reason))
+        result.append(item)
+    return result
+
+
+def finish_reasons(output: ModelOutput) -> list[str]:
+    return [FINISH_REASONS.get(str(c.stop_reason), str(c.stop_reason)) for c in output.choices]
+
+
+def tool_definitions(tools: list[ToolInfo]) -> list[dict[str, Any]]:
+    return [
+        {
+            "type": "function",
+            "name": t.name,
+            "description": t.description,
+            "parameters": to_jsonable(t.parameters),
+        }
+        for t in tools
+    ]

@@ -1,0 +1,615 @@
+"""Inspect hook data → OpenTelemetry spans.
+
+One instance per pipeline, shared by every run, task and sample in the process, so all state
+is keyed by Inspect's ids and dropped as soon as the span it belongs to has ended. Spans are
+started and ended with the timestamps Inspect recorded, not the time a hook happened to run.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from inspect_ai.event import (
+    Event,
+    ModelEvent,
+    SandboxEvent,
+    ScoreEvent,
+    SpanBeginEvent,
+    SpanEndEvent,
+    ToolEvent,
+)
+from inspect_ai.hooks import (
+    EvalSetEnd,
+    EvalSetStart,
+    RunEnd,
+    RunStart,
+    SampleAttemptEnd,
+    SampleAttemptStart,
+    SampleEnd,
+    SampleInit,
+    TaskEnd,
+    TaskStart,
+)
+from inspect_ai.log import EvalLog
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, Tracer
+
+from otel_bridge import conventions as c
+from otel_bridge.config import Settings
+from otel_bridge.hook import attributes as a
+from otel_bridge.hook.content import bounded_json, to_jsonable
+from otel_bridge.hook.messages import finish_reasons, output_messages, split_system, tool_definitions
+from otel_bridge.redact import Redactor
+
+Attrs = a.Attrs
+
+_KIND = {
+    "agent": "AGENT",
+    "tool": "TOOL",
+    "scorers": "EVALUATOR",
+    "scorer": "EVALUATOR",
+}
+
+
+def _now() -> int:
+    return time.time_ns()
+
+
+@dataclass
+class _ToolSlot:
+    """An Inspect ``tool`` span waiting for its ToolEvent (which Inspect delivers after it ends)."""
+
+    span: Span
+    end_ns: int | None = None
+    filled: bool = False
+
+
+@dataclass
+class _TaskTrace:
+    span: Span
+    base: Attrs
+    run_id: str
+    task_name: str
+    model: str
+    errored: int = 0
+
+
+@dataclass
+class _SampleTrace:
+    span: Span
+    ctx: Context
+    base: Attrs
+    task: _TaskTrace
+    run_id: str
+    seen: set[str] = field(default_factory=set)
+    spans: dict[str, tuple[Span, str | None, str]] = field(default_factory=dict)
+    open: dict[str, Span] = field(default_factory=dict)
+    tool_slots: dict[tuple[str | None, str], list[_ToolSlot]] = field(default_factory=dict)
+
+
+class Recorder:
+    """Turns hook calls into spans; every public method is safe to call in any order."""
+
+    def __init__(self, tracer: Tracer, settings: Settings, redactor: Redactor, versions: Attrs) -> None:
+        self.tracer = tracer
+        self.settings = settings
+        self.redactor = redactor
+        self.versions = versions
+        self.eval_sets: dict[str, Span] = {}
+        self.runs: dict[str, Span] = {}
+        self.tasks: dict[str, _TaskTrace] = {}
+        self.samples: dict[str, _SampleTrace] = {}
+        self._init_ns: dict[str, int] = {}
+
+    # ----------------------------------------------------------------- content helpers
+    def _content(self, attrs: Attrs, key: str, value: Any, truncated: list[str]) -> None:
+        if not self.settings.capture_content or value is None:
+            return
+        value = self.redactor.structure(to_jsonable(value))
+        text, cut = bounded_json(value, self.settings.content_max_bytes)
+        attrs[key] = text
+        if cut:
+            truncated.append(key)
+
+    @staticmethod
+    def _mark_truncated(attrs: Attrs, truncated: list[str]) -> None:
+        if truncated:
+            attrs[c.TRUNCATED] = sorted(set(truncated))
+
+    # ----------------------------------------------------------------- eval set / run
+    def eval_set_start(self, data: EvalSetStart) -> None:
+        attrs: Attrs = {
+            c.EVAL_SET_ID: data.eval_set_id,
+            c.EVAL_SET_LOG_DIR: data.log_dir,
+            c.WANDB_DISPLAY_NAME: f"eval set {data.eval_set_id}",
+            **self.versions,
+        }
+        self.eval_sets[data.eval_set_id] = self.tracer.start_span(
+            c.SPAN_EVAL_SET, Context(), attributes=attrs
+        )
+
+    def eval_set_end(self, data: EvalSetEnd) -> None:
+        span = self.eval_sets.pop(data.eval_set_id, None)
+        if span is not None:
+            span.end()
+
+    def run_start(self, data: RunStart) -> None:
+        parent = self.eval_sets.get(data.eval_set_id or "")
+        ctx = trace.set_span_in_context(parent) if parent is not None else Context()
+        attrs: Attrs = {
+            c.RUN_ID: data.run_id,
+            c.RUN_TASK_NAMES: list(data.task_names),
+            c.COMMAND_LINE: a.command_line(self.redactor),
+            c.WANDB_DISPLAY_NAME: f"run {', '.join(data.task_names)}",
+            **self.versions,
+        }
+        if data.eval_set_id:
+            attrs[c.EVAL_SET_ID] = data.eval_set_id
+        self.runs[data.run_id] = self.tracer.start_span(c.SPAN_RUN, ctx, attributes=attrs)
+
+    def run_end(self, data: RunEnd) -> None:
+        logs = {log.eval.eval_id: log for log in data.logs or []}
+        for eval_id, task in list(self.tasks.items()):
+            if task.run_id == data.run_id:
+                self._end_task(eval_id, logs.get(eval_id), data.exception)
+        for uuid, sample in list(self.samples.items()):
+            if sample.run_id == data.run_id:
+                self._abandon_sample(uuid, "run ended before the sample finished (cancelled)")
+        span = self.runs.pop(data.run_id, None)
+        if span is None:
+            return
+        if data.exception is not None:
+            status = "cancelled" if _is_cancellation(data.exception) else "error"
+            span.set_attribute(c.RUN_STATUS, status)
+            span.set_attribute(c.ERROR_TYPE, type(data.exception).__name__)
+            span.set_status(Status(StatusCode.ERROR, self.redactor.text(str(data.exception) or status)))
+        else:
+            failed = [log for log in data.logs or [] if log.status != "success"]
+            span.set_attribute(c.RUN_STATUS, "error" if failed else "success")
+            if failed:
+                span.set_status(Status(StatusCode.ERROR, f"{len(failed)} task(s) did not succeed"))
+        span.end()
+        if not self.samples:
+            self._init_ns.clear()
+
+    # ----------------------------------------------------------------- task
+    def task_start(self, data: TaskStart) -> None:
+        spec = data.spec
+        base: Attrs = {
+            c.RUN_ID: data.run_id,
+            c.EVAL_ID: data.eval_id,
+            c.TASK_ID: spec.task_id,
+            c.TASK_NAME: spec.task,
+            c.MODEL: spec.model,
+        }
+        if data.eval_set_id:
+            base[c.EVAL_SET_ID] = data.eval_set_id
+        attrs: Attrs = {
+            **base,
+            **a.task_start_attrs(spec, self.redactor),
+            **self.versions,
+            c.WANDB_DISPLAY_NAME: f"{spec.task} · {spec.model}",
+        }
+        run = self.runs.get(data.run_id)
+        ctx = trace.set_span_in_context(run) if run is not None else Context()
+        span = self.tracer.start_span(c.SPAN_TASK, ctx, attributes=attrs)
+        self.tasks[data.eval_id] = _TaskTrace(span, base, data.run_id, spec.task, spec.model)
+        # Announce the task at once: consumers that only see ended spans (an OTLP receiver, a
+        # collector) learn here that it is running, long before the task span itself ends.
+        marker = self.tracer.start_span(
+            c.SPAN_TASK_STARTED, trace.set_span_in_context(span), attributes=attrs
+        )
+        marker.end()
+
+    def task_end(self, data: TaskEnd) -> None:
+        self._end_task(data.eval_id, data.log, None)
+
+    def _end_task(self, eval_id: str, log: EvalLog | None, exception: BaseException | None) -> None:
+        task = self.tasks.pop(eval_id, None)
+        if task is None:
+            return
+        span = task.span
+        if log is not None:
+            span.set_attributes(a.task_end_attrs(log, task.errored))
+            if log.status != "success":
+                message = log.error.message if log.error else f"task {log.status}"
+                span.set_attribute(c.ERROR_TYPE, a.error_type(message, f"task_{log.status}"))
+                span.set_status(Status(StatusCode.ERROR, self.redactor.text(message)))
+        else:
+            status = "cancelled" if exception is None or _is_cancellation(exception) else "error"
+            reason = str(exception) if exception is not None else "task did not finish (cancelled or retried)"
+            span.set_attributes(
+                {
+                    c.TASK_STATUS: status,
+                    c.SAMPLES_ERRORED: task.errored,
+                    c.TASK_ERROR: self.redactor.text(reason),
+                    c.ERROR_TYPE: f"task_{status}",
+                }
+            )
+            span.set_status(Status(StatusCode.ERROR, self.redactor.text(reason)))
+        span.end()
+
+    # ----------------------------------------------------------------- sample
+    def sample_init(self, data: SampleInit) -> None:
+        self._init_ns[data.sample_id] = _now()
+
+    def sample_attempt_start(self, data: SampleAttemptStart) -> None:
+        task = self.tasks.get(data.eval_id)
+        if task is None:
+            return
+        summary = data.summary
+        base: Attrs = {
+            **task.base,
+            c.SAMPLE_ID: str(summary.id),
+            c.SAMPLE_EPOCH: summary.epoch,
+            c.SAMPLE_UUID: data.sample_id,
+            c.SAMPLE_ATTEMPT: data.attempt,
+            c.GEN_AI_CONVERSATION_ID: data.sample_id,
+        }
+        attrs: Attrs = {
+            **base,
+            c.OPENINFERENCE_SPAN_KIND: "CHAIN",
+            c.WANDB_DISPLAY_NAME: f"{task.task_name} sample {summary.id} epoch {summary.epoch}",
+        }
+        truncated: list[str] = []
+        self._content(attrs, c.SAMPLE_INPUT, summary.input, truncated)
+        self._content(attrs, c.INPUT_VALUE, summary.input, truncated)
+        self._content(attrs, c.SAMPLE_TARGET, summary.target, truncated)
+        self._content(attrs, c.SAMPLE_METADATA, summary.metadata or None, truncated)
+        self._mark_truncated(attrs, truncated)
+        start = self._init_ns.pop(data.sample_id, None) if data.attempt == 1 else None
+        span = self.tracer.start_span(
+            c.SPAN_SAMPLE,
+            Context(),
+            attributes=attrs,
+            links=[Link(task.span.get_span_context())],
+            start_time=start or _now(),
+        )
+        # child spans carry the ids but not the sample-root-only attributes
+        child_base = {k: v for k, v in base.items() if k != c.GEN_AI_CONVERSATION_ID}
+        self.samples[data.sample_id] = _SampleTrace(
+            span, trace.set_span_in_context(span), child_base, task, task.run_id
+        )
+
+    def sample_attempt_end(self, data: SampleAttemptEnd) -> None:
+        if not data.will_retry:
+            return  # the final attempt is completed by sample_end, which has the scores
+        s = self.samples.pop(data.sample_id, None)
+        if s is None:
+            return
+        message = data.error.message if data.error else "attempt failed"
+        s.span.set_attributes(
+            {
+                c.SAMPLE_WILL_RETRY: True,
+                c.SAMPLE_STATUS: "retried",
+                c.SAMPLE_ERROR: self.redactor.text(message),
+                c.ERROR_TYPE: a.error_type(message, "SampleError"),
+            }
+        )
+        s.span.set_status(Status(StatusCode.ERROR, self.redactor.text(message)))
+        self._close_children(s, "attempt failed")
+        s.span.end()
+
+    def sample_end(self, data: SampleEnd) -> None:
+        s = self.samples.pop(data.sample_id, None)
+        if s is None:
+            return
+        sample = data.sample
+        # events Inspect never delivered live (init, anything after a missed emit) are still
+        # in the sample: replay the ones not seen, in order
+        for event in sample.events:
+            self._dispatch(s, event)
+        attrs = a.sample_end_attrs(sample, self.settings.capture_content, self.redactor)
+        truncated: list[str] = []
+        completion = sample.output.completion if sample.output else None
+        self._content(attrs, c.SAMPLE_OUTPUT, completion, truncated)
+        self._content(attrs, c.OUTPUT_VALUE, completion, truncated)
+        self._mark_truncated(attrs, truncated)
+        for name, score in (sample.scores or {}).items():
+            for event in a.evaluation_events(name, score, self.settings.capture_content, self.redactor):
+                s.span.add_event(c.EVENT_EVALUATION_RESULT, event)
+        if sample.error is not None:
+            attrs[c.SAMPLE_STATUS] = "error"
+            attrs[c.ERROR_TYPE] = a.error_type(sample.error.message, "SampleError")
+            s.span.set_status(Status(StatusCode.ERROR, self.redactor.text(sample.error.message)))
+            s.task.errored += 1
+        elif sample.limit is not None:
+            attrs[c.SAMPLE_STATUS] = "limit"
+            attrs[c.ERROR_TYPE] = f"{sample.limit.type}_limit"
+            s.span.set_status(
+                Status(StatusCode.ERROR, f"{sample.limit.type} limit reached ({sample.limit.limit:g})")
+            )
+        else:
+            attrs[c.SAMPLE_STATUS] = "success"
+        s.span.set_attributes(attrs)
+        self._close_children(s, "sample ended before this span")
+        s.span.end()
+
+    def _abandon_sample(self, uuid: str, reason: str) -> None:
+        s = self.samples.pop(uuid, None)
+        if s is None:
+            return
+        s.span.set_attributes({c.SAMPLE_STATUS: "cancelled", c.ERROR_TYPE: "cancelled"})
+        s.span.set_status(Status(StatusCode.ERROR, reason))
+        self._close_children(s, reason)
+        s.span.end()
+
+    def _close_children(self, s: _SampleTrace, reason: str) -> None:
+        now = _now()
+        for slots in s.tool_slots.values():
+            for slot in slots:
+                if slot.end_ns is not None:
+                    slot.span.end(end_time=slot.end_ns)
+        s.tool_slots.clear()
+        for span in reversed(list(s.open.values())):
+            span.set_attribute(c.SPAN_UNFINISHED, True)
+            span.set_status(Status(StatusCode.ERROR, reason))
+            span.end(end_time=now)
+        s.open.clear()
+
+    # ----------------------------------------------------------------- events
+    def sample_event(self, sample_uuid: str, event: Event) -> None:
+        s = self.samples.get(sample_uuid)
+        if s is not None:
+            self._dispatch(s, event)
+
+    def _dispatch(self, s: _SampleTrace, event: Event) -> None:
+        if event.pending:
+            return
+        uid = event.uuid
+        if uid is not None:
+            if uid in s.seen:
+                return  # Inspect delivers every completed model event twice
+            s.seen.add(uid)
+        if isinstance(event, SpanBeginEvent):
+            self._span_begin(s, event)
+        elif isinstance(event, SpanEndEvent):
+            self._span_end(s, event)
+        elif isinstance(event, ModelEvent):
+            self._model(s, event)
+        elif isinstance(event, ToolEvent):
+            self._tool(s, event)
+        elif isinstance(event, SandboxEvent):
+            self._sandbox(s, event)
+        elif isinstance(event, ScoreEvent):
+            self._score(s, event)
+
+    def _parent(self, s: _SampleTrace, span_id: str | None) -> Context:
+        if span_id is not None:
+            found = s.spans.get(span_id)
+            if found is not None:
+                return trace.set_span_in_context(found[0])
+        return s.ctx
+
+    def _span_begin(self, s: _SampleTrace, e: SpanBeginEvent) -> None:
+        kind = e.type
+        attrs: Attrs = {
+            **s.base,
+            c.SPAN_ID: e.id,
+            c.SPAN_NAME: e.name,
+            c.OPENINFERENCE_SPAN_KIND: _KIND.get(kind or "", "CHAIN"),
+        }
+        if kind:
+            attrs[c.SPAN_TYPE] = kind
+        if kind == "tool":
+            name = f"{c.OP_EXECUTE_TOOL} {e.name}"
+            attrs.update(
+                {
+                    c.GEN_AI_OPERATION_NAME: c.OP_EXECUTE_TOOL,
+                    c.GEN_AI_TOOL_NAME: e.name,
+                    c.GEN_AI_TOOL_TYPE: "function",
+                    c.WANDB_DISPLAY_NAME: f"tool: {e.name}",
+                }
+            )
+        elif kind == "agent":
+            name = f"{c.OP_INVOKE_AGENT} {e.name}"
+            attrs.update(
+                {
+                    c.GEN_AI_OPERATION_NAME: c.OP_INVOKE_AGENT,
+                    c.GEN_AI_AGENT_NAME: e.name,
+                    c.WANDB_DISPLAY_NAME: f"agent: {e.name}",
+                }
+            )
+        else:
+            name = f"{c.SPAN_INSPECT_PREFIX}{kind}" if kind else c.SPAN_GENERIC
+            attrs[c.WANDB_DISPLAY_NAME] = f"{kind}: {e.name}" if kind and kind != e.name else e.name
+        span = self.tracer.start_span(
+            name, self._parent(s, e.parent_id), attributes=attrs, start_time=a.ns(e.timestamp)
+        )
+        s.spans[e.id] = (span, kind, e.name)
+        s.open[e.id] = span
+        if kind == "tool":
+            s.tool_slots.setdefault((e.parent_id, e.name), []).append(_ToolSlot(span))
+
+    def _span_end(self, s: _SampleTrace, e: SpanEndEvent) -> None:
+        span = s.open.pop(e.id, None)
+        if span is None:
+            return
+        end = a.ns(e.timestamp)
+        kind = s.spans[e.id][1]
+        if kind == "tool":
+            for slots in s.tool_slots.values():
+                for slot in slots:
+                    if slot.span is span:
+                        if slot.filled:
+                            span.end(end_time=end)
+                            slots.remove(slot)
+                        else:
+                            slot.end_ns = end  # its ToolEvent arrives next
+                        return
+        span.end(end_time=end)
+
+    def _model(self, s: _SampleTrace, e: ModelEvent) -> None:
+        provider, model = a.split_model(e.model)
+        attrs: Attrs = {
+            **s.base,
+            c.GEN_AI_OPERATION_NAME: c.OP_CHAT,
+            c.GEN_AI_PROVIDER_NAME: provider,
+            c.GEN_AI_REQUEST_MODEL: model,
+            c.GEN_AI_CONVERSATION_ID: s.base[c.SAMPLE_UUID],
+            c.OPENINFERENCE_SPAN_KIND: "LLM",
+            c.WANDB_DISPLAY_NAME: f"chat {model}",
+            c.WANDB_IS_TURN: False,
+            **a.request_attrs(e.config),
+        }
+        if e.role:
+            attrs[c.MODEL_ROLE] = e.role
+        if e.cache:
+            attrs[c.MODEL_CACHE] = e.cache
+        if e.retries is not None:
+            attrs[c.MODEL_RETRIES] = e.retries
+        if e.working_time is not None:
+            attrs[c.MODEL_WORKING_TIME] = e.working_time
+        output = e.output
+        if output is not None and not e.error:
+            if output.model:
+                attrs[c.GEN_AI_RESPONSE_MODEL] = output.model
+            if output.response_id:
+                attrs[c.GEN_AI_RESPONSE_ID] = output.response_id
+            if output.choices:
+                attrs[c.GEN_AI_RESPONSE_FINISH_REASONS] = finish_reasons(output)
+            attrs.update(a.usage_attrs(output.usage))
+        truncated: list[str] = []
+        if self.settings.capture_content:
+            system, messages = split_system(e.input)
+            if system:
+                self._content(attrs, c.GEN_AI_SYSTEM_INSTRUCTIONS, system, truncated)
+            self._content(attrs, c.GEN_AI_INPUT_MESSAGES, messages, truncated)
+            self._content(attrs, c.INPUT_VALUE, messages, truncated)
+            if e.tools:
+                self._content(attrs, c.GEN_AI_TOOL_DEFINITIONS, tool_definitions(e.tools), truncated)
+            if output is not None and output.choices and not e.error:
+                self._content(attrs, c.GEN_AI_OUTPUT_MESSAGES, output_messages(output), truncated)
+                self._content(attrs, c.OUTPUT_VALUE, output.completion, truncated)
+            self._mark_truncated(attrs, truncated)
+        start = a.ns(e.timestamp)
+        if e.completed is not None:
+            end = a.ns(e.completed)
+        elif e.working_time is not None:
+            end = start + int(e.working_time * 1e9)
+        else:
+            end = _now()
+        span = self.tracer.start_span(
+            f"{c.OP_CHAT} {model}",
+            self._parent(s, e.span_id),
+            kind=SpanKind.CLIENT,
+            attributes=attrs,
+            start_time=start,
+        )
+        if e.error:
+            message = self.redactor.text(e.error)
+            span.set_attributes({c.ERROR_TYPE: a.error_type(e.error, "ModelError"), c.MODEL_ERROR: message})
+            span.set_status(Status(StatusCode.ERROR, message))
+        span.end(end_time=max(end, start))
+
+    def _tool(self, s: _SampleTrace, e: ToolEvent) -> None:
+        attrs: Attrs = {c.GEN_AI_TOOL_CALL_ID: e.id}
+        if e.agent:
+            attrs[c.TOOL_AGENT] = e.agent
+        truncated: list[str] = []
+        self._content(attrs, c.GEN_AI_TOOL_CALL_ARGUMENTS, e.arguments, truncated)
+        self._content(attrs, c.INPUT_VALUE, e.arguments, truncated)
+        result = to_jsonable(e.result)
+        self._content(attrs, c.GEN_AI_TOOL_CALL_RESULT, result, truncated)
+        self._content(attrs, c.OUTPUT_VALUE, result, truncated)
+        self._mark_truncated(attrs, truncated)
+        error = None
+        if e.error is not None:
+            error = self.redactor.text(e.error.message)
+            attrs.update({c.ERROR_TYPE: str(e.error.type), c.TOOL_ERROR: error})
+        slots = s.tool_slots.get((e.span_id, e.function), [])
+        slot = next((x for x in slots if not x.filled), None)
+        if slot is not None:
+            slot.span.set_attributes(attrs)
+            if error is not None:
+                slot.span.set_status(Status(StatusCode.ERROR, error))
+            slot.filled = True
+            if slot.end_ns is not None:
+                slot.span.end(end_time=slot.end_ns)
+                slots.remove(slot)
+            return
+        # no Inspect tool span (e.g. the call failed before running): span the event itself
+        attrs.update(
+            {
+                **s.base,
+                c.GEN_AI_OPERATION_NAME: c.OP_EXECUTE_TOOL,
+                c.GEN_AI_TOOL_NAME: e.function,
+                c.GEN_AI_TOOL_TYPE: "function",
+                c.OPENINFERENCE_SPAN_KIND: "TOOL",
+                c.WANDB_DISPLAY_NAME: f"tool: {e.function}",
+            }
+        )
+        start = a.ns(e.timestamp)
+        span = self.tracer.start_span(
+            f"{c.OP_EXECUTE_TOOL} {e.function}",
+            self._parent(s, e.span_id),
+            attributes=attrs,
+            start_time=start,
+        )
+        if error is not None:
+            span.set_status(Status(StatusCode.ERROR, error))
+        span.end(end_time=a.ns(e.completed) if e.completed else max(start, _now()))
+
+    def _sandbox(self, s: _SampleTrace, e: SandboxEvent) -> None:
+        attrs: Attrs = {
+            **s.base,
+            c.SANDBOX_ACTION: e.action,
+            c.WANDB_DISPLAY_NAME: f"sandbox: {e.action}",
+            c.OPENINFERENCE_SPAN_KIND: "TOOL",
+        }
+        if e.result is not None:
+            attrs[c.SANDBOX_RESULT] = e.result
+        if e.file:
+            attrs[c.SANDBOX_FILE] = e.file
+        truncated: list[str] = []
+        self._content(attrs, c.SANDBOX_CMD, e.cmd, truncated)
+        self._mark_truncated(attrs, truncated)
+        start = a.ns(e.timestamp)
+        span = self.tracer.start_span(
+            c.SPAN_SANDBOX, self._parent(s, e.span_id), attributes=attrs, start_time=start
+        )
+        if e.result not in (None, 0):
+            span.set_status(Status(StatusCode.ERROR, f"exit status {e.result}"))
+        span.end(end_time=a.ns(e.completed) if e.completed else start)
+
+    def _score(self, s: _SampleTrace, e: ScoreEvent) -> None:
+        found = s.spans.get(e.span_id or "")
+        if found is None:
+            return
+        span, _, span_name = found
+        for event in a.evaluation_events(
+            e.scorer or span_name, e.score, self.settings.capture_content, self.redactor
+        ):
+            if e.intermediate:
+                event[c.SCORE_INTERMEDIATE] = True
+            span.add_event(c.EVENT_EVALUATION_RESULT, event, timestamp=a.ns(e.timestamp))
+
+    # ----------------------------------------------------------------- shutdown
+    def abandon_all(self, reason: str) -> None:
+        """End everything still open (process exit): nothing is left half-recorded."""
+        for uuid in list(self.samples):
+            self._abandon_sample(uuid, reason)
+        for eval_id in list(self.tasks):
+            self._end_task(eval_id, None, None)
+        for span in [*self.runs.values(), *self.eval_sets.values()]:
+            span.set_status(Status(StatusCode.ERROR, reason))
+            span.end()
+        self.runs.clear()
+        self.eval_sets.clear()
+
+    @property
+    def idle(self) -> bool:
+        return not (self.runs or self.eval_sets or self.tasks or self.samples)
+
+
+def _is_cancellation(exc: BaseException) -> bool:
+    import asyncio
+
+    return isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)) or type(exc).__name__ in {
+        "Cancelled",
+        "CancelledError",
+        "KeyboardInterrupt",
+    }

@@ -1,0 +1,140 @@
+"""The bridge's own TracerProvider and the processors feeding each configured sink.
+
+The provider is never installed globally: opentelemetry-instrument, Logfire or ``weave.init``
+may own the global provider, and the bridge's spans must reach the bridge's destinations
+whatever they do (docs/configuration.md, "Other tracer providers").
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from opentelemetry.sdk.resources import OTELResourceDetector, Resource
+from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SimpleSpanProcessor,
+    SpanExporter,
+)
+from opentelemetry.trace import Tracer
+
+from otel_bridge import __version__
+from otel_bridge import conventions as c
+from otel_bridge.config import Settings
+from otel_bridge.sinks.file import FileSpanExporter
+from otel_bridge.sinks.otlp import ResilientExporter, make_otlp_exporter
+
+
+def build_resource(inspect_version: str) -> Resource:
+    """service.name defaults to inspect-ai; OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES win."""
+    defaults = Resource(
+        {
+            "service.name": c.DEFAULT_SERVICE_NAME,
+            "service.version": inspect_version,
+            c.RESOURCE_DISTRO_NAME: "inspect-otel-bridge",
+            c.RESOURCE_DISTRO_VERSION: __version__,
+        }
+    )
+    resource = Resource.create({}).merge(defaults).merge(OTELResourceDetector().detect())
+    service = os.environ.get("OTEL_SERVICE_NAME", "").strip()
+    if service:
+        resource = resource.merge(Resource({"service.name": service}))
+    return resource
+
+
+def _batch(exporter: SpanExporter, delay_ms: int, queue: int) -> BatchSpanProcessor:
+    env = os.environ
+    return BatchSpanProcessor(
+        exporter,
+        max_queue_size=None if "OTEL_BSP_MAX_QUEUE_SIZE" in env else queue,
+        schedule_delay_millis=None if "OTEL_BSP_SCHEDULE_DELAY" in env else delay_ms,
+        max_export_batch_size=None if "OTEL_BSP_MAX_EXPORT_BATCH_SIZE" in env else 512,
+    )
+
+
+@dataclass
+class Sink:
+    name: str
+    processor: SpanProcessor
+    exporter: SpanExporter | None = None
+
+
+class Pipeline:
+    """Provider + sinks for one set of settings; flushed at run end, shut down at exit."""
+
+    def __init__(self, settings: Settings, inspect_version: str, extra: list[Sink] | None = None) -> None:
+        self.settings = settings
+        limits = SpanLimits(
+            max_attributes=None if "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT" in os.environ else 256,
+            max_span_attributes=None if "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT" in os.environ else 256,
+        )
+        self.provider = TracerProvider(resource=build_resource(inspect_version), span_limits=limits)
+        self.sinks: list[Sink] = []
+        self.file: FileSpanExporter | None = None
+        self.otlp: ResilientExporter | None = None
+        for name in settings.exporters:
+            sink = self._make(name)
+            if sink is not None:
+                self.sinks.append(sink)
+        self.sinks.extend(extra or [])
+        for sink in self.sinks:
+            self.provider.add_span_processor(sink.processor)
+        self.tracer: Tracer = self.provider.get_tracer(c.SCOPE_NAME, __version__)
+
+    def _make(self, name: str) -> Sink | None:
+        if name == "file":
+            self.file = FileSpanExporter(self.settings.span_dir)
+            return Sink("file", _batch(self.file, 500, 16384), self.file)
+        if name == "otlp":
+            inner, endpoint = make_otlp_exporter(self.settings.otlp_protocol, _otlp_timeout())
+            spill = (
+                None
+                if "file" in self.settings.exporters
+                else FileSpanExporter(self.settings.span_dir, prefix="undelivered-")
+            )
+            self.otlp = ResilientExporter(inner, endpoint, self.settings.export_max_bytes, spill)
+            return Sink("otlp", _batch(self.otlp, 1000, 8192), self.otlp)
+        if name == "console":
+            exporter = ConsoleSpanExporter()
+            return Sink("console", SimpleSpanProcessor(exporter), exporter)
+        return None  # weave / wandb sinks are added by their own modules
+
+    def flush(self) -> bool:
+        return self.provider.force_flush(int(self.settings.flush_timeout_s * 1000))
+
+    def shutdown(self) -> None:
+        self.flush()
+        self.provider.shutdown()
+
+    def undelivered_message(self) -> str | None:
+        """One line on what could not be delivered, and where it is kept."""
+        otlp = self.otlp
+        if otlp is None or otlp.failed == 0:
+            return None
+        if self.file is not None and self.file.paths:
+            kept = ", ".join(str(p) for p in self.file.paths.values())
+        elif otlp.spill is not None and isinstance(otlp.spill, FileSpanExporter) and otlp.spill.paths:
+            kept = ", ".join(str(p) for p in otlp.spill.paths.values())
+        else:
+            kept = str(self.settings.span_dir)
+        count = otlp.failed
+        otlp.failed = 0
+        return (
+            f"{count} span(s) were not delivered to the OTLP endpoint {otlp.endpoint} "
+            f"({otlp.last_error or 'export failed'}); they are kept in {kept} — "
+            "deliver them later with `otel-bridge sync <file> --to otlp`."
+        )
+
+
+def _otlp_timeout() -> float:
+    """The exporter's own timeout, capped so a black-holed endpoint cannot hold the exit long."""
+    raw = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT") or os.environ.get("OTEL_EXPORTER_OTLP_TIMEOUT")
+    try:
+        value = float(raw) if raw else 10.0
+    except ValueError:
+        value = 10.0
+    if value > 1000:  # the spec says milliseconds; the Python SDK historically used seconds
+        value /= 1000
+    return min(value, 10.0)

@@ -1,0 +1,177 @@
+"""A plain, backend-neutral span record: what every translator consumes.
+
+In-process sinks see SDK ``ReadableSpan``s, the receiver sees OTLP protobuf, ``sync`` reads
+OTLP/JSON files; all three become ``SpanRecord``s so one pure translation serves them all.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+from otel_bridge.otlp_json import OtlpJsonError, json_to_request
+
+STATUS_NAMES = {0: "UNSET", 1: "OK", 2: "ERROR"}
+
+
+@dataclass(frozen=True)
+class SpanEvent:
+    name: str
+    time_ns: int
+    attributes: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SpanRecord:
+    trace_id: str
+    span_id: str
+    parent_id: str | None
+    name: str
+    kind: int
+    start_ns: int
+    end_ns: int
+    attributes: dict[str, Any]
+    events: tuple[SpanEvent, ...] = ()
+    links: tuple[tuple[str, str], ...] = ()
+    status: str = "UNSET"
+    status_message: str = ""
+    resource: dict[str, Any] = field(default_factory=dict)
+
+    def attr(self, key: str, default: Any = None) -> Any:
+        return self.attributes.get(key, default)
+
+    def json_attr(self, key: str, default: Any = None) -> Any:
+        """Attributes that hold JSON documents, decoded (the raw string if it is not JSON)."""
+        raw = self.attributes.get(key)
+        if raw is None:
+            return default
+        if not isinstance(raw, str):
+            return raw
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw
+
+
+def _any_value(v: AnyValue) -> Any:
+    which = v.WhichOneof("value")
+    if which is None:
+        return None
+    if which == "array_value":
+        return [_any_value(x) for x in v.array_value.values]
+    if which == "kvlist_value":
+        return {kv.key: _any_value(kv.value) for kv in v.kvlist_value.values}
+    if which == "bytes_value":
+        return v.bytes_value.hex()
+    return getattr(v, which)
+
+
+def _attrs(kvs: Iterable[KeyValue]) -> dict[str, Any]:
+    return {kv.key: _any_value(kv.value) for kv in kvs}
+
+
+def from_request(request: ExportTraceServiceRequest) -> list[SpanRecord]:
+    out: list[SpanRecord] = []
+    for rs in request.resource_spans:
+        resource = _attrs(rs.resource.attributes)
+        for ss in rs.scope_spans:
+            for s in ss.spans:
+                out.append(
+                    SpanRecord(
+                        trace_id=s.trace_id.hex(),
+                        span_id=s.span_id.hex(),
+                        parent_id=s.parent_span_id.hex() or None,
+                        name=s.name,
+                        kind=int(s.kind),
+                        start_ns=int(s.start_time_unix_nano),
+                        end_ns=int(s.end_time_unix_nano),
+                        attributes=_attrs(s.attributes),
+                        events=tuple(
+                            SpanEvent(e.name, int(e.time_unix_nano), _attrs(e.attributes)) for e in s.events
+                        ),
+                        links=tuple((ln.trace_id.hex(), ln.span_id.hex()) for ln in s.links),
+                        status=STATUS_NAMES.get(int(s.status.code), "UNSET"),
+                        status_message=s.status.message,
+                        resource=resource,
+                    )
+                )
+    return out
+
+
+def from_readable(span: Any) -> SpanRecord:
+    """An SDK ReadableSpan → SpanRecord (without protobuf round trip)."""
+    ctx = span.context
+    parent = span.parent
+    return SpanRecord(
+        trace_id=f"{ctx.trace_id:032x}",
+        span_id=f"{ctx.span_id:016x}",
+        parent_id=f"{parent.span_id:016x}" if parent is not None else None,
+        name=span.name,
+        kind=int(span.kind.value) + 1,  # SDK enum starts at INTERNAL=0; OTLP at INTERNAL=1
+        start_ns=int(span.start_time or 0),
+        end_ns=int(span.end_time or 0),
+        attributes={k: list(v) if isinstance(v, tuple) else v for k, v in (span.attributes or {}).items()},
+        events=tuple(SpanEvent(e.name, int(e.timestamp), dict(e.attributes or {})) for e in span.events),
+        links=tuple((f"{ln.context.trace_id:032x}", f"{ln.context.span_id:016x}") for ln in span.links),
+        status=span.status.status_code.name,
+        status_message=span.status.description or "",
+        resource=dict(span.resource.attributes),
+    )
+
+
+@dataclass
+class FileReadReport:
+    """What reading a span file found, including what it could not read."""
+
+    path: Path
+    requests: int = 0
+    bad_lines: list[tuple[int, str]] = field(default_factory=list)
+    truncated_tail: bool = False
+
+
+class NotASpanFile(ValueError):
+    """The file is not an OTLP/JSON span file at all."""
+
+
+def read_span_file(path: Path, report: FileReadReport | None = None) -> Iterator[SpanRecord]:
+    """Every span in an OTLP/JSON-lines file; damaged lines are reported, not fatal.
+
+    A file whose first non-empty line is not an OTLP/JSON trace request is not a span file.
+    """
+    report = report or FileReadReport(path)
+    with open(path, "rb") as fh:
+        data = fh.read()
+    lines = data.split(b"\n")
+    good_seen = False
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            request = json_to_request(raw)
+            if not good_seen and not request.resource_spans:
+                raise OtlpJsonError("no resourceSpans")
+        except OtlpJsonError as exc:
+            if not good_seen and not report.bad_lines:
+                if _looks_like_otlp(raw):
+                    report.bad_lines.append((number, str(exc)))
+                    continue
+                raise NotASpanFile(f"{path} is not an OTLP/JSON span file (line {number}: {exc})") from exc
+            is_last = number == len(lines) or all(not x.strip() for x in lines[number:])
+            if is_last and not data.endswith(b"\n"):
+                report.truncated_tail = True
+            else:
+                report.bad_lines.append((number, str(exc)))
+            continue
+        good_seen = True
+        report.requests += 1
+        yield from from_request(request)
+
+
+def _looks_like_otlp(raw: bytes) -> bool:
+    return raw.lstrip().startswith(b'{"resourceSpans"')
