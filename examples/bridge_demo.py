@@ -8,9 +8,6 @@ scorers, on arithmetic questions answered by the network-free ``offline`` provid
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 from inspect_ai import Task, task
 from inspect_ai.agent import react
 from inspect_ai.dataset import MemoryDataset, Sample
@@ -19,8 +16,7 @@ from inspect_ai.scorer import Score, Target, mean, pattern, scorer
 from inspect_ai.solver import Generate, TaskState, solver, system_message
 from inspect_ai.tool import tool
 
-sys.path.insert(0, str(Path(__file__).parent))
-import offline_model  # noqa: E402,F401  (registers the offline/ provider)
+import bridge_examples.offline_model  # noqa: F401  (registers offline/ when run from Python)
 
 
 @tool

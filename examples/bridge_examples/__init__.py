@@ -1,0 +1,1 @@
+"""Offline model provider and tasks for the inspect-otel-bridge demo, tests and benchmarks."""
