@@ -29,8 +29,15 @@ class RecordSink(Protocol):
     def flush(self, timeout_s: float) -> bool:
         """Finish outstanding writes; True when everything was written."""
 
+    def finalize_incomplete(self, reason: str) -> None:
+        """Nothing more will arrive for tasks still open: end them as failed with ``reason``.
+
+        Called by ``sync`` at the end of a file and by the in-process pipeline at exit; the
+        receiver calls it only for tasks it considers abandoned.
+        """
+
     def close(self) -> None:
-        """Finalise (e.g. mark still-running evaluations) and release resources."""
+        """Flush and release resources (does not finalise anything)."""
 
     def problem(self) -> str | None:
         """One line for the user when something could not be delivered, else None."""
@@ -101,6 +108,7 @@ class RecordSinkProcessor(SpanProcessor):
         self._queue.put(_STOP)
         self._worker.join(timeout=10)
         try:
+            self.sink.finalize_incomplete("the process exited before the task finished")
             self.sink.close()
         except Exception as exc:
             notify.say(f"the {self.sink.name} exporter could not finish ({type(exc).__name__}: {exc}).")
