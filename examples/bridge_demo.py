@@ -13,7 +13,7 @@ from inspect_ai.agent import react
 from inspect_ai.dataset import MemoryDataset, Sample
 from inspect_ai.model import ChatMessageUser
 from inspect_ai.scorer import Score, Target, mean, pattern, scorer
-from inspect_ai.solver import Generate, TaskState, solver, system_message
+from inspect_ai.solver import Generate, TaskState, generate, solver, system_message
 from inspect_ai.tool import tool
 
 import bridge_examples.offline_model  # noqa: F401  (registers offline/ when run from Python)
@@ -82,4 +82,14 @@ def arithmetic(samples: int = 6, epochs: int = 1) -> Task:
         ],
         scorer=[pattern(r"ANSWER:\s*(-?\d+)"), used_tool()],
         epochs=epochs,
+    )
+
+
+@task
+def arithmetic_quick(samples: int = 4) -> Task:
+    """The same questions answered in one model call, without tools (a second task shape)."""
+    return Task(
+        dataset=arithmetic_dataset(samples, name="arithmetic_quick"),
+        solver=[system_message("Reply 'ANSWER: <n>'."), generate()],
+        scorer=pattern(r"ANSWER:\s*(-?\d+)"),
     )

@@ -160,11 +160,11 @@ SPAN_ID: Final = "inspect.span.id"
 SPAN_UNFINISHED: Final = "inspect.span.unfinished"
 
 # --- model call -------------------------------------------------------------------------------
-MODEL_ROLE: Final = "inspect.model.role"
-MODEL_CACHE: Final = "inspect.model.cache"
-MODEL_RETRIES: Final = "inspect.model.retries"
-MODEL_WORKING_TIME: Final = "inspect.model.working_time"
-MODEL_ERROR: Final = "inspect.model.error"
+MODEL_ROLE: Final = "inspect.model_call.role"
+MODEL_CACHE: Final = "inspect.model_call.cache"
+MODEL_RETRIES: Final = "inspect.model_call.retries"
+MODEL_WORKING_TIME: Final = "inspect.model_call.working_time"
+MODEL_ERROR: Final = "inspect.model_call.error"
 
 # --- tool call / sandbox ----------------------------------------------------------------------
 TOOL_ERROR: Final = "inspect.tool.error"

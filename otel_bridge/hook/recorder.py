@@ -260,13 +260,20 @@ class Recorder:
         self._content(attrs, c.SAMPLE_TARGET, summary.target, truncated)
         self._content(attrs, c.SAMPLE_METADATA, summary.metadata or None, truncated)
         self._mark_truncated(attrs, truncated)
-        start = self._init_ns.pop(data.sample_id, None) if data.attempt == 1 else None
+        # the sample began when Inspect says it did (its init span opens before the hooks run)
+        candidates = [_now()]
+        init_ns = self._init_ns.pop(data.sample_id, None)
+        if data.attempt == 1 and init_ns is not None:
+            candidates.append(init_ns)
+        if summary.started_at:
+            candidates.append(a.ns(_parse_time(summary.started_at)))
+        start = min(candidates)
         span = self.tracer.start_span(
             c.SPAN_SAMPLE,
             Context(),
             attributes=attrs,
             links=[Link(task.span.get_span_context())],
-            start_time=start or _now(),
+            start_time=start,
         )
         # child spans carry the ids but not the sample-root-only attributes
         child_base = {k: v for k, v in base.items() if k != c.GEN_AI_CONVERSATION_ID}
@@ -613,3 +620,11 @@ def _is_cancellation(exc: BaseException) -> bool:
         "CancelledError",
         "KeyboardInterrupt",
     }
+
+
+def _parse_time(value: Any) -> Any:
+    if isinstance(value, str):
+        from datetime import datetime
+
+        return datetime.fromisoformat(value)
+    return value
