@@ -8,6 +8,7 @@ scorers, on arithmetic questions answered by the network-free ``offline`` provid
 
 from __future__ import annotations
 
+import bridge_examples.offline_model  # noqa: F401  (registers offline/ when run from Python)
 from inspect_ai import Task, task
 from inspect_ai.agent import react
 from inspect_ai.dataset import MemoryDataset, Sample
@@ -15,8 +16,6 @@ from inspect_ai.model import ChatMessageUser
 from inspect_ai.scorer import Score, Target, mean, pattern, scorer
 from inspect_ai.solver import Generate, TaskState, generate, solver, system_message
 from inspect_ai.tool import tool
-
-import bridge_examples.offline_model  # noqa: F401  (registers offline/ when run from Python)
 
 
 @tool
