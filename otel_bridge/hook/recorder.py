@@ -103,6 +103,7 @@ class Recorder:
         self.tasks: dict[str, _TaskTrace] = {}
         self.samples: dict[str, _SampleTrace] = {}
         self._init_ns: dict[str, int] = {}
+        self._outcomes: dict[str, set[str]] = {}  # run_id -> task statuses seen
 
     # ----------------------------------------------------------------- content helpers
     def _content(self, attrs: Attrs, key: str, value: Any, truncated: list[str]) -> None:
@@ -167,10 +168,13 @@ class Recorder:
             span.set_attribute(c.ERROR_TYPE, type(data.exception).__name__)
             span.set_status(Status(StatusCode.ERROR, self.redactor.text(str(data.exception) or status)))
         else:
-            failed = [log for log in data.logs or [] if log.status != "success"]
-            span.set_attribute(c.RUN_STATUS, "error" if failed else "success")
-            if failed:
-                span.set_status(Status(StatusCode.ERROR, f"{len(failed)} task(s) did not succeed"))
+            outcomes = self._outcomes.pop(data.run_id, set()) | {str(log.status) for log in data.logs or []}
+            status = (
+                "cancelled" if "cancelled" in outcomes else "error" if outcomes - {"success"} else "success"
+            )
+            span.set_attribute(c.RUN_STATUS, status)
+            if status != "success":
+                span.set_status(Status(StatusCode.ERROR, f"a task of this run ended with status {status}"))
         span.end()
         if not self.samples:
             self._init_ns.clear()
@@ -212,14 +216,17 @@ class Recorder:
         if task is None:
             return
         span = task.span
+        outcomes = self._outcomes.setdefault(task.run_id, set())
         if log is not None:
             span.set_attributes(a.task_end_attrs(log, task.errored))
+            outcomes.add(str(log.status))
             if log.status != "success":
                 message = log.error.message if log.error else f"task {log.status}"
                 span.set_attribute(c.ERROR_TYPE, a.error_type(message, f"task_{log.status}"))
                 span.set_status(Status(StatusCode.ERROR, self.redactor.text(message)))
         else:
             status = "cancelled" if exception is None or _is_cancellation(exception) else "error"
+            outcomes.add(status)
             reason = str(exception) if exception is not None else "task did not finish (cancelled or retried)"
             span.set_attributes(
                 {
