@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from otel_bridge.switch import ENABLED_VAR, FALSE_VALUES, TRUE_VALUES
 
@@ -18,6 +19,8 @@ __all__ = ["ENABLED_VAR", "Settings", "load_settings"]
 EXPORTERS = ("file", "otlp", "console", "weave", "wandb")
 DEFAULT_CONTENT_MAX_BYTES = 32 * 1024
 DEFAULT_EXPORT_MAX_BYTES = 4 * 1024 * 1024
+DEFAULT_RECEIVER_MAX_BODY_BYTES = 64 * 1024 * 1024  # the SDK's OTLP/HTTP exporter never sends more
+DEFAULT_RECEIVER_SPOOL_MAX_BYTES = 1024 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,15 @@ class Settings:
     wandb_log_artifact: bool = True
     wandb_files: tuple[str, ...] = ()
     wandb_table_max_rows: int = 10_000
+    # --- `otel-bridge serve` (the OTLP receiver); the token never appears in a repr
+    receiver_token: str | None = field(default=None, repr=False)
+    receiver_max_body_bytes: int = DEFAULT_RECEIVER_MAX_BODY_BYTES
+    receiver_stale_after_s: float = 3600.0
+    receiver_spool_dir: Path = Path("otel-receiver-spool")
+    receiver_spool_max_bytes: int = DEFAULT_RECEIVER_SPOOL_MAX_BYTES
+    receiver_dedup_spans: int = 200_000
+    # every OTEL_* variable: the SDK reads them itself, and a change must rebuild the pipeline
+    otel_env: tuple[tuple[str, str], ...] = ()
     problems: tuple[str, ...] = field(default=(), compare=False)
 
 
@@ -184,8 +196,28 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         wandb_log_artifact=r.flag("INSPECT_OTEL_WANDB_LOG_ARTIFACT", True),
         wandb_files=r.words("INSPECT_OTEL_WANDB_FILES") or (),
         wandb_table_max_rows=int(r.number("INSPECT_OTEL_WANDB_TABLE_MAX_ROWS", 10_000, 0, True)),
+        otel_env=tuple(sorted((k, v) for k, v in r.env.items() if k.startswith("OTEL_"))),
+        **_receiver_settings(r),
     )
     return _with_problems(settings, r.problems)
+
+
+def _receiver_settings(r: _Reader) -> dict[str, Any]:
+    """INSPECT_OTEL_RECEIVER_*: only `otel-bridge serve` reads these."""
+    return {
+        "receiver_token": r.get("INSPECT_OTEL_RECEIVER_TOKEN"),
+        "receiver_max_body_bytes": int(
+            r.number("INSPECT_OTEL_RECEIVER_MAX_BODY_BYTES", DEFAULT_RECEIVER_MAX_BODY_BYTES, 1024, True)
+        ),
+        "receiver_stale_after_s": r.number("INSPECT_OTEL_RECEIVER_STALE_AFTER", 3600.0, 0.0),
+        "receiver_spool_dir": Path(r.get("INSPECT_OTEL_RECEIVER_SPOOL_DIR") or "otel-receiver-spool"),
+        "receiver_spool_max_bytes": int(
+            r.number(
+                "INSPECT_OTEL_RECEIVER_SPOOL_MAX_BYTES", DEFAULT_RECEIVER_SPOOL_MAX_BYTES, 1024 * 1024, True
+            )
+        ),
+        "receiver_dedup_spans": int(r.number("INSPECT_OTEL_RECEIVER_DEDUP_SPANS", 200_000, 0, True)),
+    }
 
 
 def _with_problems(settings: Settings, problems: list[str]) -> Settings:

@@ -317,7 +317,10 @@ class Recorder:
         for event in sample.events:
             self._dispatch(s, event)
         attrs = a.sample_end_attrs(sample, self.settings.capture_content, self.redactor)
-        truncated: list[str] = []
+        truncated: list[str] = list(s.span.attributes.get(c.TRUNCATED, ()))  # type: ignore[attr-defined]
+        # the summary seen at start may be thinned by Inspect: record the full input now
+        self._content(attrs, c.SAMPLE_INPUT, sample.input, truncated)
+        self._content(attrs, c.INPUT_VALUE, sample.input, truncated)
         completion = sample.output.completion if sample.output else None
         self._content(attrs, c.SAMPLE_OUTPUT, completion, truncated)
         self._content(attrs, c.OUTPUT_VALUE, completion, truncated)

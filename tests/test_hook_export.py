@@ -1,0 +1,264 @@
+"""Where spans go, and what never goes: OTLP over loopback, content off, secrets, bad
+configuration, an unreachable endpoint, huge transcripts, someone else's global provider."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from bridge_demo import arithmetic, arithmetic_dataset
+from inspect_ai import Task, eval
+from inspect_ai.dataset import MemoryDataset, Sample
+from inspect_ai.model import get_model
+from inspect_ai.scorer import pattern
+from inspect_ai.solver import generate
+
+from otel_bridge import conventions as c
+from tests.support.bridge import BridgeEnv, full_log, inspect_eval, run_cli, subprocess_env
+from tests.support.otlp_capture import OtlpCapture
+from tests.support.spantree import SpanTree
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+def test_otlp_export_over_loopback(bridge: BridgeEnv, monkeypatch: pytest.MonkeyPatch, protocol: str) -> None:
+    with OtlpCapture() as capture:
+        endpoint = capture.http_endpoint if protocol == "http/protobuf" else f"http://{capture.grpc_endpoint}"
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
+        (log,) = eval(arithmetic(samples=2), model="offline/careful", display="none")
+        assert log.status == "success"
+        recorded = bridge.spans()  # the default also writes the span file
+        received = capture.wait_for(len(recorded), timeout=30)
+    assert {(s.trace_id, s.span_id) for s in recorded} == {s.key for s in received}
+    assert len(received) == len(recorded), "no span was sent twice"
+    assert {r.transport for r in capture.received} == {"http" if protocol == "http/protobuf" else "grpc"}
+    by_id = {s.span_id: s for s in recorded}
+    for span in received:
+        mine = by_id[span.span_id]
+        assert span.name == mine.name
+        assert span.attributes == mine.attributes
+        assert span.start_time_unix_nano == mine.start_ns
+        assert span.resource["service.name"] == "inspect-ai"
+
+
+def test_content_off_removes_every_content_attribute(
+    bridge: BridgeEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "false")
+    (log,) = eval(arithmetic(samples=2), model="offline/careful", display="none")
+    spans = bridge.spans()
+    assert spans and log.status == "success"
+    for span in spans:
+        assert not set(span.attributes) & c.CONTENT_ATTRIBUTES, span.name
+        for event in span.events:
+            assert not set(event.attributes) & c.CONTENT_ATTRIBUTES
+    raw = bridge.raw_bytes()
+    for text in (b"What is 10 + 16", b"careful calculator", b"ANSWER: 26", b"critique"):
+        assert text not in raw
+    # scores and metrics still arrive
+    tree = SpanTree(spans)
+    (task,) = tree.named(c.SPAN_TASK)
+    assert task.json_attr(c.TASK_METRICS)["pattern"]["accuracy"] == 1.0
+    assert all(s.json_attr(c.SAMPLE_SCORES)["pattern"]["value"] == "C" for s in tree.named(c.SPAN_SAMPLE))
+
+
+SECRET_ARG = "sk-planted-model-arg-5f1c2e9a7b"
+SECRET_ENV = "tok-planted-env-value-8d3b6a1f"
+
+
+def test_secrets_never_leave(bridge: BridgeEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MY_PROVIDER_API_KEY", SECRET_ENV)
+    dataset = MemoryDataset([Sample(id="s", input=f"My token is {SECRET_ENV}. What is 1 + 2?", target="3")])
+    task = Task(dataset=dataset, solver=generate(), scorer=pattern(r"ANSWER:\s*(-?\d+)"))
+    with OtlpCapture() as capture:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", capture.http_endpoint)
+        model = get_model(
+            "offline/careful",
+            api_key=SECRET_ARG,
+            api_token=SECRET_ARG,
+            headers={"Authorization": f"Bearer {SECRET_ARG}"},
+        )
+        (log,) = eval(task, model=model, display="none", task_args={}, metadata={"password": SECRET_ARG})
+        spans = bridge.spans()
+        capture.wait_for(len(spans))
+        wire = b"".join(r.body for r in capture.received)
+    assert log.status == "success"
+    for blob in (bridge.raw_bytes(), wire):
+        assert SECRET_ARG.encode() not in blob
+        assert SECRET_ENV.encode() not in blob
+    (task_span,) = SpanTree(spans).named(c.SPAN_TASK)
+    assert "[REDACTED]" in task_span.attr(c.MODEL_ARGS)
+    (sample,) = SpanTree(spans).named(c.SPAN_SAMPLE)
+    assert sample.attr(c.SAMPLE_INPUT) == "My token is [REDACTED]. What is 1 + 2?"
+
+
+def _metrics(stdout_logs: Path) -> dict[str, dict[str, float]]:
+    from inspect_ai.log import list_eval_logs, read_eval_log
+
+    (info,) = list_eval_logs(str(stdout_logs))
+    log = read_eval_log(info)
+    assert log.results is not None
+    return {s.name: {m: v.value for m, v in s.metrics.items()} for s in log.results.scores}
+
+
+def test_bad_configuration_is_one_clear_message_and_changes_nothing(tmp_path: Path) -> None:
+    args = ["examples/bridge_demo.py@arithmetic", "--model", "offline/hasty", "-T", "samples=4"]
+    off = inspect_eval([*args, "--log-dir", str(tmp_path / "off")], subprocess_env())
+    bad = {
+        "INSPECT_OTEL_ENABLED": "1",
+        "INSPECT_OTEL_DIR": str(tmp_path / "spans"),
+        "INSPECT_OTEL_EXPORTERS": "file,bogus",
+        "INSPECT_OTEL_CONTENT_MAX_BYTES": "lots",
+        "INSPECT_OTEL_CAPTURE_CONTENT": "perhaps",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "carrier-pigeon",
+    }
+    on = inspect_eval([*args, "--log-dir", str(tmp_path / "on")], subprocess_env(bad))
+    assert on.returncode == off.returncode == 0
+    assert _metrics(tmp_path / "on") == _metrics(tmp_path / "off")
+    for name in (
+        "INSPECT_OTEL_EXPORTERS",
+        "INSPECT_OTEL_CONTENT_MAX_BYTES",
+        "INSPECT_OTEL_CAPTURE_CONTENT",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+    ):
+        lines = [ln for ln in on.stderr.splitlines() if name in ln]
+        assert len(lines) == 1, (name, on.stderr)
+        assert lines[0].startswith("inspect-otel-bridge: ")
+    assert "bogus" in on.stderr and "accepted: file, otlp, console, weave, wandb" in on.stderr
+    assert list((tmp_path / "spans").glob("*.jsonl")), "valid settings still apply"
+    assert "Traceback" not in on.stderr
+
+
+def test_unknown_enabled_value_says_so_and_stays_off(tmp_path: Path) -> None:
+    env = subprocess_env({"INSPECT_OTEL_ENABLED": "maybe", "INSPECT_OTEL_DIR": str(tmp_path / "spans")})
+    result = inspect_eval(
+        [
+            "examples/bridge_demo.py@arithmetic_quick",
+            "--model",
+            "offline/careful",
+            "--log-dir",
+            str(tmp_path / "logs"),
+        ],
+        env,
+    )
+    assert result.returncode == 0
+    assert result.stderr.count("INSPECT_OTEL_ENABLED='maybe' is not a boolean") == 1
+    assert not (tmp_path / "spans").exists()
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_unreachable_endpoint_delays_exit_briefly_and_keeps_everything(tmp_path: Path) -> None:
+    args = ["examples/bridge_demo.py@arithmetic", "--model", "offline/careful", "-T", "samples=3"]
+    baseline = inspect_eval([*args, "--log-dir", str(tmp_path / "off")], subprocess_env())
+    env = subprocess_env(
+        {
+            "INSPECT_OTEL_ENABLED": "1",
+            "INSPECT_OTEL_DIR": str(tmp_path / "spans"),
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{_closed_port()}",
+        }
+    )
+    result = inspect_eval([*args, "--log-dir", str(tmp_path / "on")], env)
+    assert result.returncode == baseline.returncode == 0
+    assert result.seconds - baseline.seconds < 15, (result.seconds, baseline.seconds)
+    lines = [ln for ln in result.stderr.splitlines() if ln.startswith("inspect-otel-bridge:")]
+    assert len(lines) == 1, result.stderr
+    assert "not delivered to the OTLP endpoint" in lines[0] and "otel-bridge sync" in lines[0]
+    (span_file,) = (tmp_path / "spans").glob("*.jsonl")
+    assert str(span_file) in lines[0]
+    tree = SpanTree(BridgeEnv(tmp_path).spans())
+    assert len(tree.named(c.SPAN_RUN)) == 1 and len(tree.named(c.SPAN_SAMPLE)) == 3
+
+
+def test_huge_transcript_is_truncated_to_valid_json_and_small_requests(
+    bridge: BridgeEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    huge = "lorem ipsum " * 40_000  # ~480 KB per message, repeated in every model call
+    samples = [Sample(id=f"big{i}", input=f"{huge} What is {i} + 2?", target=str(i + 2)) for i in range(12)]
+    task = Task(
+        dataset=MemoryDataset(samples), solver=[generate(), generate()], scorer=pattern(r"ANSWER:\s*(-?\d+)")
+    )
+    with OtlpCapture() as capture:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", capture.http_endpoint)
+        (log,) = eval(task, model="offline/careful", display="none")
+        spans = bridge.spans()
+        capture.wait_for(len(spans))
+        sizes = [len(r.body) for r in capture.received]
+    assert log.status == "success"
+    assert max(sizes) < 4 * 1024 * 1024
+    for span in spans:
+        for key in set(span.attributes) & c.CONTENT_ATTRIBUTES:
+            value = span.attributes[key]
+            assert len(value.encode()) <= 32 * 1024, (span.name, key, len(value))
+            if key in {c.GEN_AI_INPUT_MESSAGES, c.GEN_AI_OUTPUT_MESSAGES, c.GEN_AI_SYSTEM_INSTRUCTIONS}:
+                json.loads(value)
+        if span.attr(c.TRUNCATED):
+            assert set(span.attr(c.TRUNCATED)) <= c.CONTENT_ATTRIBUTES
+    names = Counter(s.name for s in spans if s.attr(c.TRUNCATED))
+    assert names == {c.SPAN_SAMPLE: 12, "chat careful": 24}, names  # each sample root and both chat calls
+
+
+GLOBAL_PROVIDER_SCRIPT = """
+import sys
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+memory = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(memory))
+trace.set_tracer_provider(provider)
+with trace.get_tracer("app").start_as_current_span("application work"):
+    from inspect_ai import eval
+    from bridge_demo import arithmetic
+    eval(arithmetic(samples=2), model="offline/careful", display="none")
+print("GLOBAL", sorted({s.name for s in memory.get_finished_spans()}))
+"""
+
+
+def test_someone_elses_global_provider_does_not_hijack_the_spans(tmp_path: Path) -> None:
+    env = subprocess_env(
+        {
+            "INSPECT_OTEL_ENABLED": "1",
+            "INSPECT_OTEL_DIR": str(tmp_path / "spans"),
+            "INSPECT_LOG_DIR": str(tmp_path / "logs"),
+        }
+    )
+    result = run_cli([sys.executable, "-c", GLOBAL_PROVIDER_SCRIPT], env)
+    assert result.returncode == 0, result.stderr
+    assert "GLOBAL ['application work']" in result.stdout
+    tree = SpanTree(BridgeEnv(tmp_path).spans())
+    assert len(tree.named(c.SPAN_SAMPLE)) == 2 and len(tree.named(c.SPAN_RUN)) == 1
+    # the bridge's traces are its own: not parented under the application's current span
+    assert all(s.parent_id is None for s in tree.named(c.SPAN_RUN) + tree.named(c.SPAN_SAMPLE))
+
+
+def test_sample_spans_arrive_while_the_eval_runs(bridge: BridgeEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Spans are exported as they end: the first samples are on disk before the run ends."""
+    seen_during_run: list[int] = []
+    from inspect_ai.hooks import Hooks, RunEnd, hooks
+
+    @hooks(name="probe_live_export", description="test probe")
+    class Probe(Hooks):
+        async def on_run_end(self, data: RunEnd) -> None:
+            seen_during_run.append(len([s for s in bridge.spans() if s.name == c.SPAN_SAMPLE]))
+
+    (log,) = eval(
+        Task(dataset=arithmetic_dataset(6), solver=generate(), scorer=pattern(r"ANSWER:\s*(\d+)")),
+        model=get_model("offline/careful", latency=0.6),
+        max_samples=1,
+        display="none",
+    )
+    assert log.status == "success"
+    assert full_log(log).samples
+    assert seen_during_run and seen_during_run[0] >= 3
