@@ -1,0 +1,31 @@
+# The README's two commands: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): pyproject.toml examples/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]' -e examples
+	touch $(STAMP)
+
+## Run the example eval with the bridge on its embedded default, then show what it recorded.
+demo: $(STAMP)
+	INSPECT_OTEL_ENABLED=1 $(BIN)/inspect eval examples/bridge_demo.py \
+		--model offline/careful,offline/hasty -T samples=5 --epochs 2 --log-dir logs
+	$(BIN)/otel-bridge show
+
+## Lint, type-check and run the whole test suite (builds the collector, Jaeger and the Weave test server once).
+test: $(STAMP)
+	$(BIN)/ruff check otel_bridge tests examples bench
+	$(BIN)/mypy
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) otel-spans logs wandb

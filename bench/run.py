@@ -1,0 +1,126 @@
+"""Overhead of the bridge on the eval loop: bridge off vs on (file; file + OTLP to a local receiver).
+
+    make bench            # or: .venv/bin/python bench/run.py --samples 300 --reps 3
+
+Each configuration runs a ≥300-sample eval with the full solver chain (system message, react
+agent with a tool call, a self-check call, two scorers) on the zero-latency offline model — the
+worst case for relative overhead. Runs are interleaved (off, file, otlp, off, ...) in fresh
+processes; the table shows medians. Results are recorded in docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+CHILD = r"""
+import json, os, resource, sys, time
+sys.path.insert(0, {examples!r})
+from inspect_ai import eval
+from bridge_demo import arithmetic
+samples = int(sys.argv[1])
+t0 = time.perf_counter(); r0 = resource.getrusage(resource.RUSAGE_SELF)
+logs = eval(arithmetic(samples=samples), model="offline/careful", display="none", max_samples=50)
+r1 = resource.getrusage(resource.RUSAGE_SELF); t1 = time.perf_counter()
+assert logs[0].status == "success", logs[0].error
+print("RESULT", json.dumps({{
+    "wall": t1 - t0,
+    "cpu": (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime),
+    "rss_mb": r1.ru_maxrss / 1024,
+}}))
+"""
+
+
+def _run(config: str, samples: int, workdir: Path, otlp_endpoint: str | None) -> dict[str, float]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INSPECT_OTEL_", "OTEL_"))}
+    env["INSPECT_LOG_DIR"] = str(workdir / "logs")
+    span_dir = workdir / f"spans-{config}-{len(list(workdir.glob('spans-*')))}"
+    if config != "off":
+        env["INSPECT_OTEL_ENABLED"] = "1"
+        env["INSPECT_OTEL_DIR"] = str(span_dir)
+    if config == "otlp":
+        assert otlp_endpoint
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp_endpoint
+    script = CHILD.format(examples=str(ROOT / "examples"))
+    proc = subprocess.run([sys.executable, "-c", script, str(samples)], env=env, capture_output=True, text=True,
+                          cwd=workdir)
+    match = re.search(r"RESULT (.*)", proc.stdout)
+    if proc.returncode != 0 or not match:
+        raise SystemExit(f"{config} run failed:\n{proc.stdout}\n{proc.stderr}")
+    result: dict[str, float] = json.loads(match.group(1))
+    if config != "off":
+        from otel_bridge.records import read_span_file
+
+        result["spans"] = sum(1 for p in span_dir.glob("*.jsonl") for _ in read_span_file(p))
+    return result
+
+
+def import_ms(reps: int = 7) -> float:
+    """Cumulative import time of the hook's entry point with the bridge disabled."""
+    times = []
+    for _ in range(reps):
+        proc = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", "import inspect_ai.hooks; import otel_bridge._registry"],
+            capture_output=True, text=True, env={k: v for k, v in os.environ.items() if k != "INSPECT_OTEL_ENABLED"},
+        )
+        for line in proc.stderr.splitlines():
+            if line.rstrip().endswith("| otel_bridge._registry"):
+                times.append(int(line.split("|")[1]) / 1000)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--samples", type=int, default=300)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--json", type=Path, help="also write the raw results here")
+    args = parser.parse_args()
+
+    from tests.support.otlp_capture import OtlpCapture
+
+    configs = ["off", "file", "otlp"]
+    results: dict[str, list[dict[str, float]]] = {c: [] for c in configs}
+    with tempfile.TemporaryDirectory() as tmp, OtlpCapture() as receiver:
+        workdir = Path(tmp)
+        _run("off", 20, workdir, None)  # warm caches (imports, bytecode)
+        for rep in range(args.reps):
+            for config in configs:
+                results[config].append(_run(config, args.samples, workdir, receiver.http_endpoint))
+                print(f"rep {rep + 1}/{args.reps} {config}: {results[config][-1]}", file=sys.stderr)
+        received = len(receiver.unique_spans())
+
+    off_wall = statistics.median(r["wall"] for r in results["off"])
+    off_cpu = statistics.median(r["cpu"] for r in results["off"])
+    rows = []
+    for config in configs:
+        runs = results[config]
+        wall = statistics.median(r["wall"] for r in runs)
+        cpu = statistics.median(r["cpu"] for r in runs)
+        spans = statistics.median(r.get("spans", 0) for r in runs)
+        per_span = (cpu - off_cpu) / spans * 1e6 if spans else float("nan")
+        rows.append((config, wall, wall / off_wall, cpu, per_span, spans, statistics.median(r["rss_mb"] for r in runs)))
+
+    print(f"\n{args.samples} samples × {args.reps} interleaved reps; {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"{'config':<8}{'wall s':>9}{'ratio':>8}{'cpu s':>9}{'cpu µs/span':>13}{'spans':>8}{'peak RSS MB':>13}")
+    for config, wall, ratio, cpu, per_span, spans, rss in rows:
+        shown = "-" if config == "off" else f"{per_span:.0f}"
+        print(f"{config:<8}{wall:>9.2f}{ratio:>8.3f}{cpu:>9.2f}{shown:>13}{spans:>8.0f}{rss:>13.0f}")
+    print(f"import of otel_bridge._registry (disabled): {import_ms():.1f} ms; OTLP receiver got {received} spans")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
