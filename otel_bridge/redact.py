@@ -7,6 +7,7 @@ they occur in any string the bridge emits.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -34,6 +35,8 @@ class Redactor:
         values = {v for k, v in source.items() if _SECRET_ENV.search(k) and len(v) >= _MIN_SECRET_LEN} | {
             v for v in extra if len(v) >= _MIN_SECRET_LEN
         }
+        # also the JSON-escaped form: content is redacted after it has been serialised
+        values |= {json.dumps(v)[1:-1] for v in values}
         # longest first so a secret containing another is replaced whole
         ordered = sorted(values, key=len, reverse=True)
         self._pattern = re.compile("|".join(re.escape(v) for v in ordered)) if ordered else None

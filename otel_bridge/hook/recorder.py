@@ -106,14 +106,20 @@ class Recorder:
         self._outcomes: dict[str, set[str]] = {}  # run_id -> task statuses seen
 
     # ----------------------------------------------------------------- content helpers
-    def _content(self, attrs: Attrs, key: str, value: Any, truncated: list[str]) -> None:
+    def _content(self, attrs: Attrs, keys: str | tuple[str, ...], value: Any, truncated: list[str]) -> None:
+        """Set content attribute(s) to one bounded, redacted JSON encoding of ``value``.
+
+        Encoded once even when mirrored under several keys (gen_ai.* and input/output.value):
+        this runs for every model call, on the eval's event loop.
+        """
         if not self.settings.capture_content or value is None:
             return
-        value = self.redactor.structure(to_jsonable(value))
-        text, cut = bounded_json(value, self.settings.content_max_bytes)
-        attrs[key] = text
-        if cut:
-            truncated.append(key)
+        text, cut = bounded_json(to_jsonable(value), self.settings.content_max_bytes)
+        text = self.redactor.text(text)
+        for key in (keys,) if isinstance(keys, str) else keys:
+            attrs[key] = text
+            if cut:
+                truncated.append(key)
 
     @staticmethod
     def _mark_truncated(attrs: Attrs, truncated: list[str]) -> None:
@@ -262,8 +268,7 @@ class Recorder:
             c.WANDB_DISPLAY_NAME: f"{task.task_name} sample {summary.id} epoch {summary.epoch}",
         }
         truncated: list[str] = []
-        self._content(attrs, c.SAMPLE_INPUT, summary.input, truncated)
-        self._content(attrs, c.INPUT_VALUE, summary.input, truncated)
+        self._content(attrs, (c.SAMPLE_INPUT, c.INPUT_VALUE), summary.input, truncated)
         self._content(attrs, c.SAMPLE_TARGET, summary.target, truncated)
         self._content(attrs, c.SAMPLE_METADATA, summary.metadata or None, truncated)
         self._mark_truncated(attrs, truncated)
@@ -319,11 +324,9 @@ class Recorder:
         attrs = a.sample_end_attrs(sample, self.settings.capture_content, self.redactor)
         truncated: list[str] = list(s.span.attributes.get(c.TRUNCATED, ()))  # type: ignore[attr-defined]
         # the summary seen at start may be thinned by Inspect: record the full input now
-        self._content(attrs, c.SAMPLE_INPUT, sample.input, truncated)
-        self._content(attrs, c.INPUT_VALUE, sample.input, truncated)
+        self._content(attrs, (c.SAMPLE_INPUT, c.INPUT_VALUE), sample.input, truncated)
         completion = sample.output.completion if sample.output else None
-        self._content(attrs, c.SAMPLE_OUTPUT, completion, truncated)
-        self._content(attrs, c.OUTPUT_VALUE, completion, truncated)
+        self._content(attrs, (c.SAMPLE_OUTPUT, c.OUTPUT_VALUE), completion, truncated)
         self._mark_truncated(attrs, truncated)
         for name, score in (sample.scores or {}).items():
             for event in a.evaluation_events(name, score, self.settings.capture_content, self.redactor):
@@ -494,8 +497,7 @@ class Recorder:
             system, messages = split_system(e.input)
             if system:
                 self._content(attrs, c.GEN_AI_SYSTEM_INSTRUCTIONS, system, truncated)
-            self._content(attrs, c.GEN_AI_INPUT_MESSAGES, messages, truncated)
-            self._content(attrs, c.INPUT_VALUE, messages, truncated)
+            self._content(attrs, (c.GEN_AI_INPUT_MESSAGES, c.INPUT_VALUE), messages, truncated)
             if e.tools:
                 self._content(attrs, c.GEN_AI_TOOL_DEFINITIONS, tool_definitions(e.tools), truncated)
             if output is not None and output.choices and not e.error:
@@ -527,11 +529,8 @@ class Recorder:
         if e.agent:
             attrs[c.TOOL_AGENT] = e.agent
         truncated: list[str] = []
-        self._content(attrs, c.GEN_AI_TOOL_CALL_ARGUMENTS, e.arguments, truncated)
-        self._content(attrs, c.INPUT_VALUE, e.arguments, truncated)
-        result = to_jsonable(e.result)
-        self._content(attrs, c.GEN_AI_TOOL_CALL_RESULT, result, truncated)
-        self._content(attrs, c.OUTPUT_VALUE, result, truncated)
+        self._content(attrs, (c.GEN_AI_TOOL_CALL_ARGUMENTS, c.INPUT_VALUE), e.arguments, truncated)
+        self._content(attrs, (c.GEN_AI_TOOL_CALL_RESULT, c.OUTPUT_VALUE), e.result, truncated)
         self._mark_truncated(attrs, truncated)
         error = None
         if e.error is not None:
