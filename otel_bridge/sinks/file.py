@@ -12,12 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from otel_bridge import conventions as c
-from otel_bridge.otlp_json import request_to_json
+from otel_bridge.otlp_json import spans_to_json
 
 SUFFIX = ".jsonl"
 
@@ -67,7 +66,7 @@ class FileSpanExporter(SpanExporter):
                     if handle is None:
                         handle = open(self.path_for(key), "a", encoding="utf-8")  # noqa: SIM115
                         self._handles[key] = handle
-                    handle.write(request_to_json(encode_spans(group)) + "\n")
+                    handle.write(spans_to_json(group) + "\n")
                     handle.flush()
                     self.written += len(group)
         except Exception as exc:  # disk full, permissions: counted and reported, never raised
