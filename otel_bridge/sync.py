@@ -6,6 +6,7 @@ Sinks are idempotent, so a second sync, or a sync after a partial live upload, a
 from __future__ import annotations
 
 import os
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -60,7 +61,7 @@ def otlp_post(body: bytes, endpoint: str | None = None, timeout: float = 10.0) -
     for item in (os.environ.get("OTEL_EXPORTER_OTLP_HEADERS") or "").split(","):
         if "=" in item:
             key, value = item.split("=", 1)
-            headers[urllib.request.unquote(key.strip())] = urllib.request.unquote(value.strip())
+            headers[urllib.parse.unquote(key.strip())] = urllib.parse.unquote(value.strip())
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (user's endpoint)
         response.read()

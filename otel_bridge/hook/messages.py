@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from inspect_ai.model import ChatMessage, ModelOutput
+from inspect_ai.model import ChatMessage, ChatMessageTool, ModelOutput
 from inspect_ai.tool import ToolInfo
 
 from otel_bridge.hook.content import to_jsonable
@@ -44,7 +44,7 @@ def _parts(content: Any) -> list[dict[str, Any]]:
 
 def message_json(message: ChatMessage) -> dict[str, Any]:
     role = message.role
-    if role == "tool":
+    if isinstance(message, ChatMessageTool):
         response: Any = message.text
         error = getattr(message, "error", None)
         if error is not None:

@@ -329,8 +329,8 @@ class Recorder:
         self._content(attrs, (c.SAMPLE_OUTPUT, c.OUTPUT_VALUE), completion, truncated)
         self._mark_truncated(attrs, truncated)
         for name, score in (sample.scores or {}).items():
-            for event in a.evaluation_events(name, score, self.settings.capture_content, self.redactor):
-                s.span.add_event(c.EVENT_EVALUATION_RESULT, event)
+            for result in a.evaluation_events(name, score, self.settings.capture_content, self.redactor):
+                s.span.add_event(c.EVENT_EVALUATION_RESULT, result)
         if sample.error is not None:
             attrs[c.SAMPLE_STATUS] = "error"
             attrs[c.ERROR_TYPE] = a.error_type(sample.error.message, "SampleError")
