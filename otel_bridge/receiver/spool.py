@@ -20,7 +20,7 @@ import json
 import os
 import threading
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -94,6 +94,8 @@ class Spool:
         if not self._sizes:
             self._sizes[self.committed.segment] = 0
         self._current = max(self._sizes)
+        if self.committed.offset > self._sizes[self.committed.segment]:  # a segment was truncated by hand
+            self.committed = Position(self.committed.segment, self._sizes[self.committed.segment])
         self._repair_tail()
         self._writer: IO[bytes] = open(self.directory / _segment_name(self._current), "ab")  # noqa: SIM115
         self.cursor = self.committed
@@ -316,18 +318,21 @@ class Spool:
                 break
         return out
 
-    def unread_entries(self) -> list[Entry]:
-        """Everything between the committed offset and the end (used once, at startup)."""
-        entries: list[Entry] = []
+    def iter_unread(self) -> Iterator[Entry]:
+        """Stream everything after the committed offset without moving the read cursor (startup only)."""
         saved = self.cursor
-        while True:
-            batch = self.read(1024, 256 * 1024 * 1024)
-            if not batch:
-                break
-            entries.extend(batch)
-        with self._lock:
-            self.cursor = saved
-        return entries
+        try:
+            while True:
+                batch = self.read(256, 64 * 1024 * 1024)
+                if not batch:
+                    return
+                yield from batch
+        finally:
+            with self._lock:
+                self.cursor = saved
+
+    def unread_entries(self) -> list[Entry]:
+        return list(self.iter_unread())
 
     def commit(self, position: Position) -> None:
         """Record that everything before ``position`` reached the sinks; drop finished segments."""

@@ -1,0 +1,486 @@
+"""What both transports share: auth, decoding, validation, the spool-before-ack rule and the sink worker.
+
+A request is answered 200 only after its new spans are fsynced into the spool; a worker thread then
+feeds spool entries to the sinks, flushes them and only then advances the committed offset. So a
+crash at any point either replays an entry (sinks are idempotent) or the client never got its 200
+(and retries). Spans already spooled (a collector retry) are dropped before spooling, so a retried
+request is never fed twice by one receiver.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from otel_bridge import conventions as c
+from otel_bridge import notify
+from otel_bridge.config import Settings
+from otel_bridge.otlp_json import json_to_request, request_to_json
+from otel_bridge.receiver.spool import Entry, Position, Spool, SpoolFull
+from otel_bridge.records import SpanRecord, from_request
+from otel_bridge.sinks.base import RecordSink
+
+_ZERO_TRACE = bytes(16)
+_ZERO_SPAN = bytes(8)
+
+
+class BadRequest(ValueError):
+    """The body is not an OTLP trace export request (→ 400 / INVALID_ARGUMENT)."""
+
+
+class Unavailable(RuntimeError):
+    """Retry later: the spool is full or the receiver is stopping (→ 503 / UNAVAILABLE)."""
+
+
+@dataclass(frozen=True)
+class ReceiverOptions:
+    """Limits and policies; ``from_settings`` reads the INSPECT_OTEL_RECEIVER_* variables."""
+
+    token: str | None = None
+    max_body_bytes: int = 64 * 1024 * 1024
+    stale_after_s: float = 3600.0
+    spool_max_bytes: int = 1024 * 1024 * 1024
+    dedup_spans: int = 200_000
+    retry_for_s: float = 300.0
+    drain_timeout_s: float = 30.0
+    flush_timeout_s: float = 30.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> ReceiverOptions:
+        base = cls(
+            token=settings.receiver_token,
+            max_body_bytes=settings.receiver_max_body_bytes,
+            stale_after_s=settings.receiver_stale_after_s,
+            spool_max_bytes=settings.receiver_spool_max_bytes,
+            dedup_spans=settings.receiver_dedup_spans,
+        )
+        from dataclasses import replace
+
+        return replace(base, **overrides)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an accepted request did: ``rejected_spans``/``error_message`` become partial_success."""
+
+    spooled_spans: int = 0
+    duplicate_spans: int = 0
+    rejected_spans: int = 0
+    error_message: str = ""
+
+    def response(self) -> ExportTraceServiceResponse:
+        resp = ExportTraceServiceResponse()
+        if self.rejected_spans or self.error_message:
+            resp.partial_success.rejected_spans = self.rejected_spans
+            resp.partial_success.error_message = self.error_message
+        return resp
+
+
+def decode_protobuf(body: bytes) -> ExportTraceServiceRequest:
+    request = ExportTraceServiceRequest()
+    try:
+        request.ParseFromString(body)
+    except Exception as exc:  # DecodeError, RecursionError...: all mean "not this message"
+        raise BadRequest(f"body is not a protobuf ExportTraceServiceRequest ({exc})") from exc
+    return request
+
+
+def decode_json(body: bytes) -> ExportTraceServiceRequest:
+    try:
+        return json_to_request(body)
+    except Exception as exc:  # OtlpJsonError, RecursionError, shapes json_format cannot take
+        raise BadRequest(f"body is not an OTLP/JSON ExportTraceServiceRequest ({exc})") from exc
+
+
+def span_problem(span: Span) -> str | None:
+    """Why a span can never be delivered anywhere (the OTLP id rules), or None."""
+    if len(span.trace_id) != 16 or span.trace_id == _ZERO_TRACE:
+        return f"trace_id must be 16 non-zero bytes (got {len(span.trace_id)})"
+    if len(span.span_id) != 8 or span.span_id == _ZERO_SPAN:
+        return f"span_id must be 8 non-zero bytes (got {len(span.span_id)})"
+    if span.parent_span_id and len(span.parent_span_id) != 8:
+        return f"parent_span_id must be empty or 8 bytes (got {len(span.parent_span_id)})"
+    return None
+
+
+def span_key(trace_id: str, span_id: str) -> bytes:
+    return bytes.fromhex(trace_id) + bytes.fromhex(span_id)
+
+
+def subset(request: ExportTraceServiceRequest, keep: set[bytes]) -> ExportTraceServiceRequest:
+    """The spans of ``request`` whose key is in ``keep`` (first copy only), resources and scopes kept."""
+    out = ExportTraceServiceRequest()
+    taken: set[bytes] = set()
+    for rs in request.resource_spans:
+        new_rs = None
+        for ss in rs.scope_spans:
+            new_ss = None
+            for span in ss.spans:
+                key = span.trace_id + span.span_id
+                if key not in keep or key in taken:
+                    continue
+                taken.add(key)
+                if new_rs is None:
+                    new_rs = out.resource_spans.add()
+                    new_rs.resource.CopyFrom(rs.resource)
+                    new_rs.schema_url = rs.schema_url
+                if new_ss is None:
+                    new_ss = new_rs.scope_spans.add()
+                    new_ss.scope.CopyFrom(ss.scope)
+                    new_ss.schema_url = ss.schema_url
+                new_ss.spans.append(span)
+    return out
+
+
+def _summarise(reasons: list[str], limit: int = 3) -> str:
+    unique = list(dict.fromkeys(reasons))
+    text = "; ".join(unique[:limit])
+    return text + (f"; and {len(unique) - limit} more" if len(unique) > limit else "")
+
+
+class Receiver:
+    """Accepts decoded requests into the spool and runs the worker that feeds the sinks."""
+
+    def __init__(self, sinks: Sequence[RecordSink], spool: Spool, options: ReceiverOptions) -> None:
+        self.sinks = list(sinks)
+        self.spool = spool
+        self.options = options
+        self.delivered_spans = 0
+        self.dead_lettered = 0
+        self.internal_errors = 0
+        self.finalized_tasks: list[str] = []
+        self._closing = False
+        self._inflight = 0
+        self._inflight_lock = threading.Condition()
+        self._drain = threading.Event()
+        self._abort = threading.Event()
+        self._uncommitted: Position | None = None
+        self._open_tasks: dict[str, float] = {}
+        self._ended: deque[str] = deque(maxlen=10_000)
+        self._ended_set: set[str] = set()
+        self._last_stale_check = 0.0
+        self._worker = threading.Thread(target=self._run, name="otel-bridge-receiver", daemon=True)
+
+    # -- requests (any thread) -------------------------------------------------------------------
+    def authorized(self, header: str | None) -> bool:
+        """No token configured: anything goes (loopback only). Else ``Bearer <token>``, constant time."""
+        token = self.options.token
+        if token is None:
+            return True
+        scheme, _, given = (header or "").strip().partition(" ")
+        ok = hmac.compare_digest(given.strip().encode(), token.encode())
+        return ok and scheme.lower() == "bearer"
+
+    def accept(self, request: ExportTraceServiceRequest) -> Outcome:
+        """Validate, drop spans already spooled, fsync the rest into the spool; then it may be acked."""
+        with self._inflight_lock:
+            if self._closing:
+                raise Unavailable("the receiver is shutting down; retry shortly")
+            self._inflight += 1
+        try:
+            return self._accept(request)
+        finally:
+            with self._inflight_lock:
+                self._inflight -= 1
+                self._inflight_lock.notify_all()
+
+    def _accept(self, request: ExportTraceServiceRequest) -> Outcome:
+        reasons: list[str] = []
+        rejected = 0
+        valid: set[bytes] = set()
+        order: list[bytes] = []
+        for rs in request.resource_spans:
+            for ss in rs.scope_spans:
+                for span in ss.spans:
+                    problem = span_problem(span)
+                    if problem is not None:
+                        rejected += 1
+                        reasons.append(f"span {span.name!r}: {problem}")
+                        continue
+                    key = span.trace_id + span.span_id
+                    if key not in valid:
+                        valid.add(key)
+                        order.append(key)
+        if not order:
+            return Outcome(rejected_spans=rejected, error_message=self._message(rejected, reasons))
+        candidate = subset(request, valid)
+        try:
+            records = from_request(candidate)
+            whole_line = request_to_json(candidate).encode()
+        except RecursionError as exc:
+            raise BadRequest("attribute values are nested too deeply") from exc
+        rejected += self._sink_rejections(records, reasons)
+        fresh = [k for k in order if not self.spool.seen(k)]
+        duplicates = len(order) - len(fresh)
+        while fresh:
+            if len(fresh) == len(order):
+                line = whole_line
+            else:
+                line = request_to_json(subset(candidate, set(fresh))).encode()
+            try:
+                raced = self.spool.append(line, fresh)
+            except SpoolFull as exc:
+                raise Unavailable(str(exc)) from exc
+            if raced is None:
+                break
+            duplicates += len(fresh) - len(raced)
+            fresh = raced
+        return Outcome(
+            spooled_spans=len(fresh),
+            duplicate_spans=duplicates,
+            rejected_spans=rejected,
+            error_message=self._message(rejected, reasons),
+        )
+
+    @staticmethod
+    def _message(rejected: int, reasons: list[str]) -> str:
+        if not reasons:
+            return ""
+        return f"{rejected} span(s) rejected: {_summarise(reasons)}"
+
+    def _sink_rejections(self, records: list[SpanRecord], reasons: list[str]) -> int:
+        """Spans some sink says it can never translate (optional ``validate`` hook on a sink).
+
+        They still go to the other sinks (a sink skips what it cannot translate), and are counted
+        in partial_success so the sender learns about them without retrying.
+        """
+        bad: set[tuple[str, str]] = set()
+        for sink in self.sinks:
+            validate = getattr(sink, "validate", None)
+            if not callable(validate):
+                continue
+            try:
+                found = validate(records) or {}
+            except Exception as exc:
+                notify.say(f"the {sink.name} sink could not validate spans ({type(exc).__name__}: {exc}).")
+                continue
+            for key, reason in dict(found).items():
+                bad.add(tuple(key))
+                reasons.append(f"{sink.name} cannot translate span {key[1]}: {reason}")
+        return len(bad)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> int:
+        """Remember the keys of unprocessed spool entries (so retries stay deduplicated), start the worker.
+
+        Returns how many entries will be replayed.
+        """
+        pending = 0
+        for entry in self.spool.iter_unread():
+            pending += 1
+            try:
+                request = json_to_request(entry.line)
+            except Exception:
+                continue
+            self.spool.remember_pending(
+                s.trace_id + s.span_id
+                for rs in request.resource_spans
+                for ss in rs.scope_spans
+                for s in ss.spans
+            )
+        self._worker.start()
+        return pending
+
+    def stop(self, timeout_s: float) -> bool:
+        """Refuse new requests, deliver what is spooled (up to ``timeout_s``), flush and close the sinks.
+
+        Returns True when everything spooled reached the sinks; the rest is replayed on next start.
+        """
+        with self._inflight_lock:  # requests being spooled right now finish first
+            self._closing = True
+            self._inflight_lock.wait_for(lambda: self._inflight == 0, timeout=max(timeout_s, 1.0))
+        self._drain.set()
+        self.spool.wake()
+        self._worker.join(timeout_s)
+        if self._worker.is_alive():
+            self._abort.set()
+            self.spool.wake()
+            self._worker.join(10)
+        drained = not self._worker.is_alive() and not self._abort.is_set()
+        if self._uncommitted is not None:
+            self._flush_and_commit(self._uncommitted)
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except Exception as exc:
+                notify.say(f"the {sink.name} sink could not close ({type(exc).__name__}: {exc}).")
+        self.spool.close()
+        return drained and self._uncommitted is None
+
+    def note_internal_error(self, exc: BaseException) -> None:
+        """A transport hit a bug: counted, shown once, answered as a retryable 500."""
+        self.internal_errors += 1
+        notify.say(f"receiver internal error ({type(exc).__name__}: {exc}).", key="receiver-internal")
+
+    @property
+    def worker_alive(self) -> bool:
+        return self._worker.is_alive()
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        ok = self.worker_alive and not self._closing
+        problems: dict[str, str | None] = {}
+        for sink in self.sinks:
+            try:
+                problems[sink.name] = sink.problem()
+            except Exception as exc:
+                problems[sink.name] = f"{type(exc).__name__}: {exc}"
+        return ok, {
+            "status": "ok" if ok else ("stopping" if self._closing else "worker stopped"),
+            "pending_bytes": self.spool.pending_bytes(),
+            "delivered_spans": self.delivered_spans,
+            "dead_lettered_entries": self.dead_lettered,
+            "open_tasks": len(self._open_tasks),
+            "sinks": problems,
+        }
+
+    # -- worker ----------------------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            try:
+                entries = self.spool.read(64, 16 * 1024 * 1024)
+                if not entries:
+                    if self._drain.is_set():
+                        return
+                    if self._uncommitted is not None:
+                        self._flush_and_commit(self._uncommitted)
+                    self._check_stale()
+                    self.spool.wait(0.5)
+                    continue
+                for entry in entries:
+                    if not self._deliver(entry):
+                        return  # aborted while a sink kept failing: replayed on next start
+                self._flush_and_commit(entries[-1].end)
+                self._check_stale()
+            except Exception as exc:  # a bug must not silently stop delivery
+                notify.say(f"receiver worker error ({type(exc).__name__}: {exc}); continuing.")
+                time.sleep(0.5)
+
+    def _deliver(self, entry: Entry) -> bool:
+        try:
+            records = from_request(json_to_request(entry.line))
+        except Exception as exc:
+            path = self.spool.dead_letter(entry.line)
+            self.dead_lettered += 1
+            notify.say(f"an unreadable spool entry was moved to {path} ({exc}).")
+            return True
+        self._track(records)
+        pending = list(self.sinks)
+        delay = 0.2
+        deadline = time.monotonic() + self.options.retry_for_s
+        while pending:
+            failed: list[tuple[RecordSink, Exception]] = []
+            for sink in pending:
+                try:
+                    sink.consume(records)
+                except Exception as exc:
+                    failed.append((sink, exc))
+            if not failed:
+                break
+            pending = [s for s, _ in failed]
+            sink, error = failed[0]
+            why = f"{type(error).__name__}: {error}"
+            if self._abort.is_set():
+                return False
+            if time.monotonic() >= deadline:
+                path = self.spool.dead_letter(entry.line)
+                self.dead_lettered += 1
+                notify.say(
+                    f"the {sink.name} sink kept failing ({why}); {len(records)} span(s) were moved to "
+                    f"{path} — deliver them later with `otel-bridge sync {path} --to {sink.name}`.",
+                    key=f"dead-letter:{sink.name}",
+                )
+                return True
+            notify.say(
+                f"the {sink.name} sink failed ({why}); retrying — the spool keeps the spans.",
+                key=f"receiver-retry:{sink.name}",
+            )
+            self._abort.wait(delay)
+            delay = min(delay * 2, 30.0)
+        self.delivered_spans += len(records)
+        return True
+
+    def _flush_and_commit(self, position: Position) -> None:
+        """Advance the durable offset only once every sink says its writes are done."""
+        ok = True
+        for sink in self.sinks:
+            try:
+                ok = sink.flush(self.options.flush_timeout_s) and ok
+            except Exception as exc:
+                ok = False
+                notify.say(f"the {sink.name} sink could not flush ({type(exc).__name__}: {exc}).")
+        if ok:
+            self.spool.commit(position)
+            self._uncommitted = None
+        else:
+            self._uncommitted = position
+
+    # -- stale tasks -----------------------------------------------------------------------------
+    def _track(self, records: Iterable[SpanRecord]) -> None:
+        now = time.monotonic()
+        for r in records:
+            task = r.attributes.get(c.TASK_ID)
+            if not isinstance(task, str) or not task:
+                continue
+            if r.name == c.SPAN_TASK:
+                self._open_tasks.pop(task, None)
+                if task not in self._ended_set:
+                    if len(self._ended) == self._ended.maxlen:
+                        self._ended_set.discard(self._ended[0])
+                    self._ended.append(task)
+                    self._ended_set.add(task)
+            elif task not in self._ended_set:
+                self._open_tasks[task] = now
+
+    def _check_stale(self) -> None:
+        """Tasks silent for ``stale_after_s`` are ended as failed.
+
+        A sink with ``finalize_tasks(task_ids, reason)`` gets exactly the stale tasks; the protocol's
+        ``finalize_incomplete`` ends *every* open task, so it is called only once all open tasks
+        are stale (it must never end a task that is still sending spans).
+        """
+        after = self.options.stale_after_s
+        now = time.monotonic()
+        if after <= 0 or not self._open_tasks or now - self._last_stale_check < min(after / 4, 30.0):
+            return
+        self._last_stale_check = now
+        stale = [t for t, seen in self._open_tasks.items() if now - seen >= after]
+        if not stale:
+            return
+        reason = (
+            f"no spans for this task reached the receiver for {after:g} s "
+            "(INSPECT_OTEL_RECEIVER_STALE_AFTER); it was probably interrupted"
+        )
+        everything = len(stale) == len(self._open_tasks)
+        per_task = all(callable(getattr(s, "finalize_tasks", None)) for s in self.sinks)
+        if not per_task and not everything:
+            return
+        for sink in self.sinks:
+            try:
+                if per_task:
+                    sink.finalize_tasks(stale, reason)  # type: ignore[attr-defined]
+                else:
+                    sink.finalize_incomplete(reason)
+            except Exception as exc:
+                notify.say(f"the {sink.name} sink could not finalise tasks ({type(exc).__name__}: {exc}).")
+        for task in stale:
+            self._open_tasks.pop(task, None)
+        self.finalized_tasks.extend(stale)
+        if self._uncommitted is None:
+            self._flush_and_commit(self.spool.committed)
+
+
+def health_json(receiver: Receiver) -> tuple[bool, bytes]:
+    ok, doc = receiver.health()
+    return ok, json.dumps(doc).encode()
