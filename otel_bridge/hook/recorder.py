@@ -104,6 +104,7 @@ class Recorder:
         self.samples: dict[str, _SampleTrace] = {}
         self._init_ns: dict[str, int] = {}
         self._outcomes: dict[str, set[str]] = {}  # run_id -> task statuses seen
+        self._tools_json: dict[tuple[tuple[str, str], ...], tuple[str, bool]] = {}
 
     # ----------------------------------------------------------------- content helpers
     def _content(self, attrs: Attrs, keys: str | tuple[str, ...], value: Any, truncated: list[str]) -> None:
@@ -120,6 +121,21 @@ class Recorder:
             attrs[key] = text
             if cut:
                 truncated.append(key)
+
+    def _tool_definitions(self, attrs: Attrs, e: ModelEvent, truncated: list[str]) -> None:
+        """The same tools are offered on every turn of an agent loop: encode them once."""
+        key = tuple((t.name, t.description) for t in e.tools)
+        cached = self._tools_json.get(key)
+        if cached is None:
+            encoded: Attrs = {}
+            cut: list[str] = []
+            self._content(encoded, c.GEN_AI_TOOL_DEFINITIONS, tool_definitions(e.tools), cut)
+            if len(self._tools_json) > 256:
+                self._tools_json.clear()
+            cached = self._tools_json[key] = (str(encoded.get(c.GEN_AI_TOOL_DEFINITIONS, "")), bool(cut))
+        attrs[c.GEN_AI_TOOL_DEFINITIONS] = cached[0]
+        if cached[1]:
+            truncated.append(c.GEN_AI_TOOL_DEFINITIONS)
 
     @staticmethod
     def _mark_truncated(attrs: Attrs, truncated: list[str]) -> None:
@@ -499,7 +515,7 @@ class Recorder:
                 self._content(attrs, c.GEN_AI_SYSTEM_INSTRUCTIONS, system, truncated)
             self._content(attrs, (c.GEN_AI_INPUT_MESSAGES, c.INPUT_VALUE), messages, truncated)
             if e.tools:
-                self._content(attrs, c.GEN_AI_TOOL_DEFINITIONS, tool_definitions(e.tools), truncated)
+                self._tool_definitions(attrs, e, truncated)
             if output is not None and output.choices and not e.error:
                 self._content(attrs, c.GEN_AI_OUTPUT_MESSAGES, output_messages(output), truncated)
                 self._content(attrs, c.OUTPUT_VALUE, output.completion, truncated)
