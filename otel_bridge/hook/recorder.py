@@ -132,7 +132,9 @@ class Recorder:
             self._content(encoded, c.GEN_AI_TOOL_DEFINITIONS, tool_definitions(e.tools), cut)
             if len(self._tools_json) > 256:
                 self._tools_json.clear()
-            cached = self._tools_json[key] = (str(encoded.get(c.GEN_AI_TOOL_DEFINITIONS, "")), bool(cut))
+            if c.GEN_AI_TOOL_DEFINITIONS not in encoded:
+                return
+            cached = self._tools_json[key] = (str(encoded[c.GEN_AI_TOOL_DEFINITIONS]), bool(cut))
         attrs[c.GEN_AI_TOOL_DEFINITIONS] = cached[0]
         if cached[1]:
             truncated.append(c.GEN_AI_TOOL_DEFINITIONS)
