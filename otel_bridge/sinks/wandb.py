@@ -1,0 +1,319 @@
+"""W&B Models sink: applies ``otel_bridge.translate.wandb`` writes with the public wandb API.
+
+wandb is imported on the first run only, so choosing other exporters costs nothing. Every run
+is its own ``Run`` object (``reinit="create_new"``): the global ``wandb.run`` is never used, so
+the user's own wandb runs and several evals in one process stay apart. With no API key, or
+``WANDB_MODE=offline``, or when W&B cannot be reached, runs are written offline and the user is
+told how to upload them; wandb is never allowed to prompt. Nothing here raises into the caller:
+failures become one line from ``problem()``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import netrc
+import os
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from otel_bridge import notify
+from otel_bridge.config import Settings
+from otel_bridge.records import SpanRecord
+from otel_bridge.translate.wandb import (
+    EXIT_INCOMPLETE,
+    DefineMetric,
+    FinishRun,
+    LogFiles,
+    LogRow,
+    LogTable,
+    Options,
+    SetName,
+    SetTags,
+    StartRun,
+    UpdateConfig,
+    UpdateSummary,
+    WandbTranslator,
+    Write,
+)
+
+__all__ = ["DEFAULT_PROJECT", "INIT_TIMEOUT_S", "WandbSink", "choose_mode", "reachable"]
+
+DEFAULT_PROJECT = "inspect-evals"
+#: Upper bound on ``wandb.init`` when W&B is slow or unreachable (then the run goes offline).
+INIT_TIMEOUT_S = 15.0
+#: Upper bound on uploading at ``finish``; what is not uploaded stays on disk for ``wandb sync``.
+FINISH_TIMEOUT_S = 15.0
+#: How long to wait for the W&B server to answer before writing runs offline.
+PROBE_TIMEOUT_S = 3.0
+
+
+def _has_api_key() -> bool:
+    """Whether wandb could authenticate without asking (env var or a netrc entry for the host)."""
+    if os.environ.get("WANDB_API_KEY", "").strip() or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai").hostname or "api.wandb.ai"
+    try:
+        path = os.environ.get("NETRC") or str(Path.home() / ".netrc")
+        return Path(path).is_file() and netrc.netrc(path).authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+def choose_mode() -> str:
+    """``offline`` unless an online run can start without a prompt (or W&B is disabled)."""
+    requested = os.environ.get("WANDB_MODE", "").strip().lower()
+    if requested == "disabled":
+        return "disabled"
+    if requested in {"offline", "dryrun"} or not _has_api_key():
+        return "offline"
+    return "online"
+
+
+def reachable(timeout_s: float = PROBE_TIMEOUT_S) -> bool:
+    """Whether the W&B server answers at all (any HTTP status counts).
+
+    Checked once before the first online run: a failed online ``wandb.init`` leaves its run id
+    "in use" in the wandb service, so falling back to offline afterwards would fail too.
+    """
+    url = (os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai").rstrip("/")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s):  # noqa: S310 (the user's W&B server)
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def _project(settings: Settings) -> tuple[str, str | None]:
+    raw = settings.wandb_project or DEFAULT_PROJECT
+    entity = settings.wandb_entity
+    if "/" in raw:
+        entity, raw = raw.split("/", 1)
+    return raw, entity or None
+
+
+class WandbSink:
+    """A ``RecordSink`` writing one W&B run per Inspect run or eval set."""
+
+    name = "wandb"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.translator = WandbTranslator(Options.from_settings(settings))
+        self.project, self.entity = _project(settings)
+        self._runs: dict[str, Any] = {}
+        self._dead: set[str] = set()  # runs that could not start: their writes are dropped
+        self._offline_dirs: dict[str, str] = {}
+        self._problems: list[str] = []
+        self._lock = threading.Lock()
+        self._wandb: Any = None
+        self._exit_hook = False
+        self._reachable: bool | None = None
+        #: Paths of the run directories written offline (``wandb sync`` uploads them).
+        self.offline_dirs: list[str] = []
+
+    # ---------------------------------------------------------------- RecordSink
+    def consume(self, records: Sequence[SpanRecord]) -> None:
+        with self._lock:
+            self._apply(self.translator.translate(records))
+
+    def flush(self, timeout_s: float) -> bool:
+        with self._lock:
+            self._apply(self.translator.finish_pending())
+        return True
+
+    def finalize_incomplete(self, reason: str) -> None:
+        with self._lock:
+            self._apply(self.translator.finalize_incomplete(reason))
+
+    def close(self) -> None:
+        """Finish what ended; a run still open is finished as failed so wandb's exit hook
+        cannot mark it successful (a later sync resumes it)."""
+        with self._lock:
+            self._apply(self.translator.finish_pending())
+            for key, run in list(self._runs.items()):
+                self._call(key, "finish", lambda run=run: run.finish(exit_code=EXIT_INCOMPLETE))
+                self._after_finish(key, run)
+            self._runs.clear()
+
+    def problem(self) -> str | None:
+        problems = [*self._problems, *self.translator.problems]
+        if self.translator.late_spans:
+            problems.append(
+                f"{self.translator.late_spans} span(s) arrived after their W&B run had finished "
+                "and were not added"
+            )
+        if not problems:
+            return None
+        more = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
+        return "; ".join(problems[:3]) + more
+
+    def _before_wandb_exit(self) -> None:
+        """At interpreter exit: let in-flight spans finish their runs (bounded), then fail the rest."""
+        deadline = time.monotonic() + max(self.settings.flush_timeout_s, 10.0)
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self.translator.open_runs:
+                    return
+            time.sleep(0.05)
+        self.finalize_incomplete("the process exited before the run ended")
+        self.close()
+
+    # ---------------------------------------------------------------- applying writes
+    def _apply(self, writes: list[Write]) -> None:
+        for write in writes:
+            if write.run in self._dead:
+                continue
+            if isinstance(write, StartRun):
+                self._start(write)
+                continue
+            run = self._runs.get(write.run)
+            if run is None:
+                continue
+            self._call(write.run, type(write).__name__, lambda w=write, r=run: self._write(r, w))
+            if isinstance(write, FinishRun):
+                self._runs.pop(write.run, None)
+                self._after_finish(write.run, run)
+
+    def _call(self, key: str, what: str, action: Any) -> None:
+        try:
+            action()
+        except Exception as exc:  # one failed write must not lose the rest of the run
+            message = f"W&B run {key}: {what} failed ({type(exc).__name__}: {exc})"
+            if len(self._problems) < 20:
+                self._problems.append(message)
+            notify.logger.debug(message, exc_info=True)
+
+    def _write(self, run: Any, w: Write) -> None:
+        wandb = self._wandb
+        if isinstance(w, LogRow):
+            run.log(w.values, step=w.step)
+        elif isinstance(w, DefineMetric):
+            run.define_metric(w.name, step_metric=w.step_metric)
+        elif isinstance(w, UpdateSummary):
+            run.summary.update(w.values)
+        elif isinstance(w, UpdateConfig):
+            run.config.update(w.values, allow_val_change=True)
+        elif isinstance(w, SetName):
+            run.name = w.name
+        elif isinstance(w, SetTags):
+            run.tags = w.tags
+        elif isinstance(w, LogTable):
+            table = wandb.Table(
+                columns=list(w.columns), data=[list(r) for r in w.rows], allow_mixed_types=True
+            )
+            run.log({w.key: table}, step=w.step)
+        elif isinstance(w, LogFiles):
+            self._files(run, w)
+        elif isinstance(w, FinishRun):
+            run.finish(exit_code=w.exit_code)
+
+    def _files(self, run: Any, w: LogFiles) -> None:
+        wandb = self._wandb
+        if w.eval_logs:
+            artifact = wandb.Artifact(f"inspect-logs-{run.id}", type="inspect-log")
+            added = 0
+            for location in w.eval_logs:
+                local = location[len("file://") :] if location.startswith("file://") else location
+                if "://" in local:
+                    artifact.add_reference(location)
+                    added += 1
+                elif Path(local).is_file():
+                    artifact.add_file(local, name=Path(local).name)
+                    added += 1
+                else:  # eval-set retries replace a failed task's log: nothing to keep
+                    notify.logger.debug("Inspect log %s not found; not added to W&B", location)
+            if added:
+                run.log_artifact(artifact)
+        for pattern in w.extra:
+            path = Path(pattern).expanduser()
+            if not path.is_absolute():
+                path = Path.cwd() / path
+            if not any(path.parent.glob(path.name)):
+                self._problems.append(f"INSPECT_OTEL_WANDB_FILES: nothing matches {pattern!r}")
+                continue
+            run.save(str(path), base_path=str(path.parent), policy="now")
+
+    def _start(self, w: StartRun) -> None:
+        try:
+            if self._wandb is None:
+                import wandb
+
+                self._wandb = wandb
+            if not self._exit_hook:
+                # wandb registers its exit hook when its service starts (first init) and then
+                # finishes every open run as successful; ours, registered before, runs first
+                self._exit_hook = True
+                atexit.register(self._before_wandb_exit)
+            mode = choose_mode()
+            if mode == "online":
+                if self._reachable is None:
+                    self._reachable = reachable()
+                if not self._reachable:
+                    mode = "offline"
+                    self._note_offline(f"{os.environ.get('WANDB_BASE_URL') or 'W&B'} did not answer")
+            try:
+                run = self._init(w, mode)
+            except Exception as exc:
+                if mode != "online" or self._runs:
+                    raise
+                # nothing of ours is open: reset wandb's service so the id can be used offline
+                self._wandb.teardown()
+                self._reachable = False
+                self._note_offline(f"wandb.init failed ({type(exc).__name__})")
+                run = self._init(w, "offline")
+        except Exception as exc:
+            self._dead.add(w.run)
+            self._problems.append(f"W&B run {w.run} could not start ({type(exc).__name__}: {exc})")
+            return
+        self._runs[w.run] = run
+        # after init, not in it: wandb.init drops empty nested values ({} model args) that
+        # config.update keeps, and the config must not depend on which pair came first
+        self._call(w.run, "config", lambda: run.config.update(w.config, allow_val_change=True))
+        if getattr(run, "offline", False):
+            self._offline_dirs[w.run] = str(run.settings.sync_dir)
+
+    def _note_offline(self, why: str) -> None:
+        message = f"{why}; W&B runs are written offline (upload later with `wandb sync`)"
+        if message not in self._problems:
+            self._problems.append(message)
+        notify.say(message, key="wandb-unreachable")
+
+    def _init(self, w: StartRun, mode: str) -> Any:
+        wandb = self._wandb
+        settings = wandb.Settings(
+            console="off",  # never wrap Inspect's terminal output
+            save_code=False,
+            init_timeout=INIT_TIMEOUT_S,
+            finish_timeout=FINISH_TIMEOUT_S,
+        )
+        return wandb.init(
+            project=self.project,
+            entity=self.entity,
+            id=w.run,
+            name=w.name,
+            group=w.group,
+            job_type=w.job_type,
+            tags=list(w.tags),
+            resume="allow",
+            reinit="create_new",
+            mode=mode,
+            settings=settings,
+        )
+
+    def _after_finish(self, key: str, run: Any) -> None:
+        directory = self._offline_dirs.pop(key, None)
+        if directory is None:
+            return
+        self.offline_dirs.append(directory)
+        notify.say(
+            f"W&B run {key!r} was saved offline in {directory}; upload it with `wandb sync {directory}`.",
+            key=f"wandb-offline:{directory}",
+        )
