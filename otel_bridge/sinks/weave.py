@@ -1,0 +1,540 @@
+"""WeaveSink: applies the Weave translation's writes with the public weave client API.
+
+Evaluations are written as Weave's Evals tab expects them (``Evaluation.evaluate`` →
+``Evaluation.predict_and_score`` → ``Model.predict`` + one call per scorer) through
+``WeaveClient.create_call`` / ``finish_call`` with explicit parents and Inspect's timestamps,
+so live export and a later ``otel-bridge sync`` produce the same calls.
+
+Idempotence: every call carries its deterministic key in ``attributes.inspect``. The first time
+this sink meets an eval id it asks the server for an ``Evaluation.evaluate`` call with that
+``attributes.inspect.eval_id`` and, when one exists, adopts it and loads the keys of its finished
+prediction rows; only missing rows are written and an evaluation that already ended is never
+ended again. A prediction row is written child-first and ended last, so an ended row on the
+server is complete; a row that was started but never ended (a killed process) is deleted and
+written again.
+
+weave is imported lazily (only when a write is due); no credentials means one message and no
+``weave.init`` (which would prompt); all waiting at exit is bounded by the flush timeout.
+"""
+
+from __future__ import annotations
+
+import datetime
+import netrc
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+from otel_bridge import notify
+from otel_bridge.config import Settings
+from otel_bridge.records import SpanRecord
+from otel_bridge.translate.weave import (
+    CallSpec,
+    FinishEvaluation,
+    LogPrediction,
+    StartEvaluation,
+    WeaveTranslator,
+    Write,
+)
+
+SYNC_HINT = "`otel-bridge sync <span file> --to weave`"
+EVALUATE_OP = "Evaluation.evaluate"
+PREDICT_AND_SCORE_OP = "Evaluation.predict_and_score"
+PREDICT_OP = "Model.predict"
+SUMMARIZE_OP = "Evaluation.summarize"
+SCORE_META = {"imperative": True, "score": True}
+FLUSH_EVERY_CALLS = 2_000  # bounded memory: wait for weave's queue after this many queued calls
+
+# Weave settings for a client inside someone else's program: never patch their LLM libraries,
+# never print links, give up on an unreachable server quickly.
+WEAVE_SETTINGS: dict[str, Any] = {
+    "print_call_link": False,
+    "log_level": "WARNING",
+    "implicitly_patch_integrations": False,
+    "capture_code": False,
+    "capture_client_info": False,
+    "capture_system_info": False,
+    "retry_max_attempts": 2,
+    "retry_max_interval": 5.0,
+    "http_timeout": 15.0,
+}
+
+
+class SampleError(Exception):
+    """An Inspect sample or task error, carried into Weave's ``exception`` field."""
+
+
+def _ts(ns: int) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(ns / 1e9, tz=datetime.UTC)
+
+
+def credentials_problem(env: dict[str, str] | None = None) -> str | None:
+    """Why weave.init would have to prompt for a key (None when credentials exist).
+
+    Mirrors where the W&B SDKs look: WANDB_API_KEY, an identity-token file, or a netrc entry for
+    the API host of WANDB_BASE_URL.
+    """
+    env = dict(os.environ) if env is None else env
+    if env.get("WANDB_API_KEY") or env.get("WANDB_IDENTITY_TOKEN_FILE"):
+        return None
+    host = urlparse(env.get("WANDB_BASE_URL") or "https://api.wandb.ai").netloc
+    home = env.get("HOME") or os.path.expanduser("~")
+    for name in (".netrc", "_netrc"):
+        path = os.path.join(home, name)
+        if os.path.exists(path):
+            try:
+                if netrc.netrc(path).authenticators(host):
+                    return None
+            except (netrc.NetrcParseError, OSError):
+                continue
+    return f"no W&B credentials for {host} (set WANDB_API_KEY or run `wandb login`)"
+
+
+@dataclass
+class _EvalHandle:
+    """What the sink knows about one evaluation on the server."""
+
+    call_id: str
+    trace_id: str
+    op_uri: str
+    started_at: datetime.datetime
+    evaluation: Any
+    model: Any
+    ended: bool
+    existing: set[str] = field(default_factory=set)
+    owned: bool = True  # started by this process (its end may go through weave's eager path)
+
+
+class WeaveSink:
+    """RecordSink writing Inspect evals to W&B Weave (live, behind the receiver, and in sync)."""
+
+    name = "weave"
+
+    def __init__(self, settings: Settings, *, connect_timeout_s: float | None = None) -> None:
+        self.settings = settings
+        self.translator = WeaveTranslator(traces=settings.weave_traces, content=settings.capture_content)
+        self.connect_timeout_s = connect_timeout_s or max(20.0, settings.flush_timeout_s)
+        self._lock = threading.RLock()
+        self._client: Any = None
+        self._disabled: str | None = None
+        self._problem: str | None = None
+        self._evals: dict[str, _EvalHandle] = {}
+        self._ops: dict[str, Any] = {}
+        self._queued_calls = 0
+        self.stats = {"evaluations": 0, "adopted": 0, "predictions": 0, "skipped": 0, "finished": 0}
+        if not settings.weave_project:
+            self._disable("no Weave project (set INSPECT_OTEL_WEAVE_PROJECT=entity/project or WANDB_PROJECT)")
+
+    # --- RecordSink ------------------------------------------------------------------------------
+
+    def consume(self, records: Sequence[SpanRecord]) -> None:
+        with self._lock:
+            self._apply(self.translator.feed(records))
+
+    def finalize_incomplete(self, reason: str) -> None:
+        if not self._lock.acquire(timeout=max(1.0, self.settings.flush_timeout_s)):
+            self._note(
+                "the Weave exporter was still busy at exit; open evaluations stay 'running' "
+                f"until {SYNC_HINT} marks them"
+            )
+            return
+        try:
+            self._apply(self.translator.finalize(reason))
+        finally:
+            self._lock.release()
+
+    def flush(self, timeout_s: float) -> bool:
+        client = self._client
+        if client is None:
+            return self._disabled is None or True
+        return _bounded(client.flush, timeout_s)
+
+    def close(self) -> None:
+        ok = self.flush(max(1.0, self.settings.flush_timeout_s))
+        if not ok:
+            self._note(
+                f"Weave did not confirm every write within {self.settings.flush_timeout_s:g}s "
+                f"(INSPECT_OTEL_FLUSH_TIMEOUT); {SYNC_HINT} delivers anything missing without duplicates"
+            )
+
+    def problem(self) -> str | None:
+        return self._problem
+
+    # --- client ---------------------------------------------------------------------------------
+
+    def _disable(self, why: str) -> None:
+        self._disabled = why
+        self._note(
+            f"Weave export is off: {why}. The span file keeps everything; {SYNC_HINT} delivers it later"
+        )
+
+    def _note(self, message: str) -> None:
+        if self._problem is None:
+            self._problem = message
+        notify.say(message, key=f"weave:{message[:60]}")
+
+    def _ensure_client(self) -> Any:
+        if self._client is not None or self._disabled is not None:
+            return self._client
+        why = credentials_problem()
+        if why is not None:
+            self._disable(why)
+            return None
+        result: dict[str, Any] = {}
+
+        def connect() -> None:
+            try:
+                import weave
+
+                result["client"] = weave.init(str(self.settings.weave_project), settings=WEAVE_SETTINGS)
+            except BaseException as exc:  # weave raises SystemExit-like errors on auth problems
+                result["error"] = exc
+
+        worker = threading.Thread(target=connect, name="otel-bridge-weave-init", daemon=True)
+        worker.start()
+        worker.join(self.connect_timeout_s)
+        if worker.is_alive():
+            self._disable(f"the Weave server did not answer within {self.connect_timeout_s:g}s")
+            return None
+        if "error" in result:
+            exc = result["error"]
+            self._disable(f"could not connect to Weave ({type(exc).__name__}: {str(exc)[:300]})")
+            return None
+        self._client = result["client"]
+        return self._client
+
+    def _op(self, name: str, eager: bool = False) -> Any:
+        """One weave op per stable name (code capture off: these are records, not functions)."""
+        op = self._ops.get(name)
+        if op is None:
+            import weave
+
+            def record(*args: Any, **kwargs: Any) -> None:
+                return None
+
+            record.__name__ = name.replace(".", "_")
+            op = weave.op(record, name=name, enable_code_capture=False, eager_call_start=eager)
+            self._ops[name] = op
+        return op
+
+    # --- applying writes --------------------------------------------------------------------------
+
+    def _apply(self, writes: list[Write]) -> None:
+        if not writes:
+            return
+        client = self._ensure_client()
+        if client is None:
+            return
+        for w in writes:
+            try:
+                if isinstance(w, StartEvaluation):
+                    self._start(client, w)
+                elif isinstance(w, LogPrediction):
+                    self._predict(client, w)
+                elif isinstance(w, FinishEvaluation):
+                    self._finish(client, w)
+            except Exception as exc:
+                self._note(
+                    f"a Weave write failed ({type(exc).__name__}: {str(exc)[:200]}); {SYNC_HINT} "
+                    "retries it without duplicates"
+                )
+            if self._queued_calls >= FLUSH_EVERY_CALLS:
+                self._queued_calls = 0
+                _bounded(client.flush, 60.0)
+
+    def _objects(self, w: StartEvaluation) -> tuple[Any, Any]:
+        """The Evaluation (task, dataset, scorers) and Model objects of an evaluation."""
+        import weave
+
+        inspect_model, inspect_scorer = weave_classes()
+        dataset = weave.Dataset(
+            name=w.dataset.name,
+            rows=weave.Table(
+                [{"dataset": w.dataset.name, "location": w.dataset.location, "samples": w.dataset.samples}]
+            ),
+        )
+        scorers = [inspect_scorer(name=s) for s in w.scorers]
+        evaluation = weave.Evaluation(
+            name=w.task, dataset=dataset, scorers=scorers, metadata=dict(w.evaluation_metadata)
+        )
+        model = inspect_model(
+            name=w.model.name,
+            model=w.model.model,
+            generate_config=dict(w.model.generate_config),
+            model_args=dict(w.model.model_args),
+            base_url=w.model.base_url,
+            roles=dict(w.model.roles),
+        )
+        return evaluation, model
+
+    def _start(self, client: Any, w: StartEvaluation) -> None:
+        if w.eval_id in self._evals:
+            return
+        evaluation, model = self._objects(w)
+        found = self._find_evaluation(client, w.eval_id)
+        if found is not None:
+            self._evals[w.eval_id] = self._adopt(client, found, evaluation, model)
+            self.stats["adopted"] += 1
+            return
+        started = _ts(w.start_ns)
+        call = client.create_call(
+            self._op(EVALUATE_OP, eager=True),
+            inputs={"self": evaluation, "model": model},
+            attributes=dict(w.attributes),
+            display_name=w.display_name,
+            use_stack=False,
+            started_at=started,
+        )
+        self._evals[w.eval_id] = _EvalHandle(
+            call_id=call.id,
+            trace_id=call.trace_id,
+            op_uri=call.op_name,
+            started_at=started,
+            evaluation=evaluation,
+            model=model,
+            ended=False,
+        )
+        self.stats["evaluations"] += 1
+
+    def _find_evaluation(self, client: Any, eval_id: str) -> Any:
+        """The evaluate call an earlier process wrote for this eval id, if any."""
+        calls = client.get_calls(
+            filter={"op_names": [f"weave:///{client.entity}/{client.project}/op/{EVALUATE_OP}:*"]},
+            query={"$expr": {"$eq": [{"$getField": "attributes.inspect.eval_id"}, {"$literal": eval_id}]}},
+            columns=["id", "trace_id", "op_name", "started_at", "ended_at", "attributes"],
+        )
+        found = [c for c in calls if _inspect_attr(c, "eval_id") == eval_id]
+        if not found:
+            return None
+        found.sort(key=lambda c: (c.ended_at is None, str(c.started_at)))
+        return found[0]
+
+    def _adopt(self, client: Any, call: Any, evaluation: Any, model: Any) -> _EvalHandle:
+        handle = _EvalHandle(
+            call_id=call.id,
+            trace_id=call.trace_id,
+            op_uri=call.op_name,
+            started_at=call.started_at,
+            evaluation=evaluation,
+            model=model,
+            ended=call.ended_at is not None,
+            owned=False,
+        )
+        partial: list[str] = []
+        for child in client.get_calls(
+            filter={"parent_ids": [call.id]}, columns=["id", "op_name", "ended_at", "attributes"]
+        ):
+            key = _inspect_attr(child, "key")
+            if key is None or PREDICT_AND_SCORE_OP not in str(child.op_name):
+                continue
+            if child.ended_at is None:
+                partial.append(child.id)
+            else:
+                handle.existing.add(str(key))
+        if partial:
+            client.delete_calls(partial)
+        return handle
+
+    def _proxy(self, client: Any, h: _EvalHandle) -> Any:
+        """A fresh parent object per row, so the evaluate call holds no live children (memory)."""
+        return evaluate_call_handle(client.project_id, h.op_uri, h.trace_id, h.call_id, h.started_at)
+
+    def _call(self, client: Any, parent: Any, op: str, inputs: dict[str, Any], **kw: Any) -> Any:
+        self._queued_calls += 1
+        return client.create_call(
+            self._op(op),
+            inputs=inputs,
+            parent=parent,
+            use_stack=False,
+            started_at=_ts(kw.pop("start_ns")),
+            **kw,
+        )
+
+    def _end(self, client: Any, call: Any, output: Any, end_ns: int, error: str | None = None) -> None:
+        client.finish_call(
+            call, output=output, exception=SampleError(error) if error else None, ended_at=_ts(end_ns)
+        )
+
+    def _span_call(self, client: Any, parent: Any, spec: CallSpec) -> None:
+        call = self._call(
+            client,
+            parent,
+            spec.op,
+            dict(spec.inputs),
+            start_ns=spec.start_ns,
+            attributes=dict(spec.attributes),
+            display_name=spec.display_name,
+        )
+        try:
+            for child in spec.children:
+                self._span_call(client, call, child)
+        finally:  # an unended call would hold weave's exit flush for minutes
+            self._end(client, call, spec.output, spec.end_ns, spec.error)
+
+    def _predict(self, client: Any, w: LogPrediction) -> None:
+        h = self._evals.get(w.eval_id)
+        if h is None:
+            return
+        if w.key in h.existing:
+            self.stats["skipped"] += 1
+            return
+        _, inspect_scorer = weave_classes()
+        example = dict(w.example)
+        scorers = {s.name: inspect_scorer(name=s.name) for s in w.scorer_calls}
+        pas = self._call(
+            client,
+            self._proxy(client, h),
+            PREDICT_AND_SCORE_OP,
+            {"self": h.evaluation, "model": h.model, "example": example},
+            start_ns=w.start_ns,
+            attributes=dict(w.attributes),
+            display_name=f"{w.sample_id} · epoch {w.epoch}",
+        )
+        output: dict[str, Any] = {"output": w.output, "scores": {}, "model_latency": w.model_latency}
+        try:
+            predict = self._call(
+                client,
+                pas,
+                PREDICT_OP,
+                {"self": h.model, "inputs": example},
+                start_ns=w.start_ns,
+                attributes={"_weave_eval_meta": dict(w.attributes.get("_weave_eval_meta", {}))},
+            )
+            try:
+                for spec in w.predict_children:
+                    self._span_call(client, predict, spec)
+            finally:
+                self._end(client, predict, w.output, w.predict_end_ns, w.error)
+            for s in w.scorer_calls:
+                scall = self._call(
+                    client,
+                    pas,
+                    f"{s.name}.score",
+                    {"self": scorers[s.name], "output": w.output, "inputs": example},
+                    start_ns=s.start_ns,
+                    attributes={"_weave_eval_meta": SCORE_META, "inspect": {"key": s.key}},
+                    display_name=s.name,
+                )
+                try:
+                    for spec in s.children:
+                        self._span_call(client, scall, spec)
+                finally:
+                    self._end(client, scall, dict(s.output), s.end_ns)
+            output["scores"] = dict(w.scores)
+        finally:
+            self._end(client, pas, output, w.end_ns, w.error)
+        h.existing.add(w.key)
+        self.stats["predictions"] += 1
+
+    def _finish(self, client: Any, w: FinishEvaluation) -> None:
+        h = self._evals.get(w.eval_id)
+        if h is None or h.ended:
+            return
+        proxy = self._proxy(client, h)
+        summarize = self._call(
+            client,
+            proxy,
+            SUMMARIZE_OP,
+            {"self": h.evaluation},
+            start_ns=w.end_ns,
+            attributes={"_weave_eval_meta": {"imperative": True}},
+        )
+        self._end(client, summarize, dict(w.output), w.end_ns)
+        if w.usage:
+            proxy.summary = {"usage": {m: dict(u) for m, u in w.usage.items()}}
+        if not h.owned:
+            route_end_of_foreign_call(client, h.call_id)
+        self._end(client, proxy, dict(w.output), w.end_ns, w.error)
+        h.ended = True
+        self.stats["finished"] += 1
+
+
+def _inspect_attr(call: Any, key: str) -> Any:
+    attrs = getattr(call, "attributes", None) or {}
+    inspect_attrs = attrs.get("inspect") if hasattr(attrs, "get") else None
+    if inspect_attrs is None or not hasattr(inspect_attrs, "get"):
+        return None
+    return inspect_attrs.get(key)
+
+
+def _bounded(fn: Callable[[], Any], timeout_s: float) -> bool:
+    """Run a possibly blocking weave call for at most ``timeout_s`` (daemon thread)."""
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            fn()
+        except Exception:
+            pass
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="otel-bridge-weave-flush", daemon=True).start()
+    deadline = time.monotonic() + max(0.0, timeout_s)
+    return done.wait(max(0.0, deadline - time.monotonic()))
+
+
+# --- the only places that lean on weave beyond its documented API ------------------------------
+# tests/test_weave_sink.py::test_weave_internals_still_there fails loudly if these change upstream.
+
+_CLASSES: tuple[Any, Any] | None = None
+
+
+def weave_classes() -> tuple[Any, Any]:
+    """Model / Scorer subclasses holding Inspect's fields (weave objects forbid extra fields)."""
+    global _CLASSES
+    if _CLASSES is None:
+        import weave
+
+        class InspectModel(weave.Model):
+            """An Inspect model: its name and generation settings, as the Evals tab shows them."""
+
+            model: str
+            generate_config: dict[str, Any] = {}
+            model_args: dict[str, Any] = {}
+            base_url: str | None = None
+            roles: dict[str, Any] = {}
+
+        class InspectScorer(weave.Scorer):
+            """An Inspect scorer by name (Inspect ran it; Weave only records its scores)."""
+
+        _CLASSES = (InspectModel, InspectScorer)
+    return _CLASSES
+
+
+def evaluate_call_handle(
+    project_id: str, op_uri: str, trace_id: str, call_id: str, started_at: datetime.datetime
+) -> Any:
+    """A ``Call`` naming an existing evaluate call: a parent for rows and a target for its end."""
+    from weave.trace.call import Call
+
+    return Call(
+        _op_name=op_uri,
+        trace_id=trace_id,
+        project_id=project_id,
+        parent_id=None,
+        inputs={},
+        id=call_id,
+        attributes={"_weave_eval_meta": {"imperative": True}},
+        started_at=started_at,
+    )
+
+
+def route_end_of_foreign_call(client: Any, call_id: str) -> None:
+    """Let ``finish_call`` end an evaluate call that another process started.
+
+    weave's batching processor sends an end on its own only for starts it sent itself (eager
+    ops); otherwise it holds the end for up to 5 minutes waiting for a start that will never
+    come. Registering the id as eager sends the end at once. No-op without that processor.
+    """
+    server = client.server
+    while not hasattr(server, "call_processor") and hasattr(server, "_next_trace_server"):
+        server = server._next_trace_server
+    processor = getattr(server, "call_processor", None)
+    eager_ids = getattr(processor, "_eager_call_ids", None)
+    if eager_ids is not None:
+        eager_ids[call_id] = True

@@ -1,0 +1,469 @@
+"""Real Inspect evals → the real weave client → a real Weave trace server, checked as Weave reads it.
+
+Every eval runs as ``inspect eval`` in a subprocess (weave.init's global state stays out of this
+process) with the bridge's hook on and the ``weave`` exporter pointed at the test server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from inspect_ai.log import EvalLog, read_eval_log
+
+from otel_bridge.config import Settings
+from otel_bridge.sinks.weave import WeaveSink, credentials_problem, route_end_of_foreign_call, weave_classes
+from tests.weave_server.harness import WeaveServer
+from tests.weave_server.pytest_plugin import weave_server
+
+__all__ = ["weave_server"]
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+MODELS = ("offline/careful", "offline/hasty")
+
+
+@dataclass
+class Run:
+    project: str
+    logs: list[EvalLog]
+    span_files: list[Path]
+    proc: subprocess.CompletedProcess[str]
+    seconds: float
+
+
+def unique(label: str) -> str:
+    """A fresh project per scenario (the session server is shared)."""
+    return f"ent/{label}-{uuid.uuid4().hex[:10]}"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _eval_env(server: WeaveServer, project: str, span_dir: Path, **extra: str) -> dict[str, str]:
+    entity, name = project.split("/")
+    env = server.env(entity, name)
+    env.update(
+        {
+            "INSPECT_OTEL_ENABLED": "1",
+            "INSPECT_OTEL_EXPORTERS": "file,weave",
+            "INSPECT_OTEL_WEAVE_PROJECT": project,
+            "INSPECT_OTEL_DIR": str(span_dir),
+            "INSPECT_OTEL_FLUSH_TIMEOUT": "20",
+            "PYTHONPATH": str(ROOT / "examples"),
+        }
+    )
+    env.update(extra)
+    return env
+
+
+def _inspect_cmd(log_dir: Path, *args: str, models: tuple[str, ...] = MODELS) -> list[str]:
+    return [
+        str(BIN / "inspect"),
+        "eval",
+        str(ROOT / "examples" / "bridge_demo.py@arithmetic"),
+        "--model",
+        ",".join(models),
+        "--log-dir",
+        str(log_dir),
+        "--display",
+        "none",
+        *args,
+    ]
+
+
+def run_eval(
+    server: WeaveServer, project: str, tmp: Path, *args: str, env: dict[str, str] | None = None, **kw: Any
+) -> Run:
+    log_dir, span_dir = tmp / "logs", tmp / "spans"
+    full_env = _eval_env(server, project, span_dir)
+    full_env.update(env or {})
+    t = time.monotonic()
+    proc = subprocess.run(
+        _inspect_cmd(log_dir, "-T", "samples=3", "--epochs", "2", *args, **kw),
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=tmp,
+    )
+    seconds = time.monotonic() - t
+    logs = [read_eval_log(str(p)) for p in sorted(log_dir.glob("*.eval"))]
+    return Run(project, logs, sorted(span_dir.glob("*.jsonl")), proc, seconds)
+
+
+def sync(
+    server: WeaveServer, project: str, files: list[Path], **extra: str
+) -> subprocess.CompletedProcess[str]:
+    entity, name = project.split("/")
+    env = server.env(entity, name)
+    env.update({"INSPECT_OTEL_WEAVE_PROJECT": project, **extra})
+    return subprocess.run(
+        [str(BIN / "otel-bridge"), "sync", *map(str, files), "--to", "weave", "--quiet"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+
+# --- reading Weave back ---------------------------------------------------------------------
+
+
+def short(op_name: str) -> str:
+    return op_name.rsplit("/", 1)[-1].split(":", 1)[0]
+
+
+def tree(server: WeaveServer, project: str) -> dict[str | None, list[dict[str, Any]]]:
+    by_parent: dict[str | None, list[dict[str, Any]]] = {}
+    for call in server.calls(project):
+        by_parent.setdefault(call.get("parent_id"), []).append(call)
+    return by_parent
+
+
+def canonical(server: WeaveServer, project: str) -> list[Any]:
+    """Everything a user sees, without ids and project names (to compare two projects)."""
+    kids = tree(server, project)
+
+    def norm(value: Any) -> Any:
+        # a ref's digest covers the refs inside the object, which name the project
+        text = re.sub(
+            r"(weave:///P/[a-z]+/[^:\"]+):[A-Za-z0-9]+",
+            r"\1:D",
+            json.dumps(value, default=str).replace(project, "P"),
+        )
+        return json.loads(text)
+
+    def node(call: dict[str, Any]) -> Any:
+        summary = {k: v for k, v in (call.get("summary") or {}).items() if k != "weave"}
+        return norm(
+            {
+                "op": short(call["op_name"]),
+                "name": call.get("display_name"),
+                "start": call["started_at"],
+                "end": call.get("ended_at"),
+                "inputs": call.get("inputs"),
+                "output": call.get("output"),
+                "exception": call.get("exception"),
+                "summary": summary,
+                "attrs": {k: v for k, v in (call.get("attributes") or {}).items() if k != "weave"},
+                "children": sorted((node(c) for c in kids.get(call["id"], [])), key=json.dumps),
+            }
+        )
+
+    return sorted((node(c) for c in kids.get(None, [])), key=json.dumps)
+
+
+def check_matches_inspect(server: WeaveServer, run: Run) -> None:
+    """The evaluations, rows, scores and trees in Weave are Inspect's."""
+    try:
+        _check_matches_inspect(server, run)
+    except Exception as exc:
+        raise AssertionError(
+            f"{exc}\n--- eval stderr\n{run.proc.stderr[-4000:]}\n--- server\n{server.log_tail()}"
+        ) from exc
+
+
+def _check_matches_inspect(server: WeaveServer, run: Run) -> None:
+    project = run.project
+    evals = server.evaluations(project)
+    assert len(evals) == len(run.logs) == 2
+    by_eval_id = {e["attributes"]["inspect"]["eval_id"]: e for e in evals}
+    digests: dict[str, set[str]] = {}
+    for log in run.logs:
+        ev = by_eval_id[log.eval.eval_id]
+        assert ev["display_name"] == f"arithmetic · {log.eval.model}"
+        assert server.evaluation_status(project, ev["id"])["code"] == "complete"
+        assert ev["exception"] is None
+        # the objects: Evaluation (task, dataset, scorers) and Model
+        evaluation, model = server.read_refs([ev["inputs"]["self"], ev["inputs"]["model"]])
+        assert evaluation["name"] == "arithmetic"
+        assert model["model"] == log.eval.model and model["name"] == log.eval.model.replace("/", "-")
+        dataset, *scorers = server.read_refs([evaluation["dataset"], *evaluation["scorers"]])
+        assert dataset["name"] == "arithmetic-dataset"
+        assert [s["name"] for s in scorers] == ["pattern", "used_tool"]
+        # summary = Inspect's metrics
+        assert log.results is not None
+        for score in log.results.scores:
+            for metric in score.metrics.values():
+                assert ev["output"][score.name][metric.name] == pytest.approx(metric.value)
+        assert ev["output"]["inspect"]["samples_total"] == log.results.total_samples
+        assert ev["output"]["inspect"]["log_location"].endswith(Path(log.location).name)
+        usage = log.stats.model_usage[log.eval.model]
+        assert ev["summary"]["usage"][log.eval.model]["input_tokens"] == usage.input_tokens
+        assert ev["summary"]["usage"][log.eval.model]["output_tokens"] == usage.output_tokens
+        # rows = Inspect's samples
+        kids = server.children(project, ev["id"])
+        rows = [k for k in kids if short(k["op_name"]) == "Evaluation.predict_and_score"]
+        assert [short(k["op_name"]) for k in kids].count("Evaluation.summarize") == 1
+        assert log.samples is not None
+        assert len(rows) == len(log.samples) == 6
+        by_key = {
+            (r["attributes"]["inspect"]["sample_id"], r["attributes"]["inspect"]["epoch"]): r for r in rows
+        }
+        for sample in log.samples:
+            row = by_key[(str(sample.id), sample.epoch)]
+            assert row["ended_at"] is not None and row["exception"] is None
+            assert row["inputs"]["example"]["id"] == str(sample.id)
+            assert row["inputs"]["example"]["input"] == sample.input
+            assert row["output"]["output"] == sample.output.completion
+            assert sample.scores is not None
+            assert row["output"]["scores"]["pattern"] == (
+                1.0 if sample.scores["pattern"].value == "C" else 0.0
+            )
+            assert row["output"]["scores"]["used_tool"] == sample.scores["used_tool"].value
+            assert row["output"]["model_latency"] == pytest.approx(sample.total_time)
+            digests.setdefault(str(sample.id), set()).add(
+                json.dumps(row["inputs"]["example"], sort_keys=True)
+            )
+        check_tree(server, project, rows[0], log)
+    # the same Inspect sample is the same dataset row for both models (Compare pairs them)
+    assert all(len(v) == 1 for v in digests.values())
+
+
+def check_tree(server: WeaveServer, project: str, row: dict[str, Any], log: EvalLog) -> None:
+    """predict → init / solvers → solver → agent → chat + tool; scorers beside predict."""
+    kids = server.children(project, row["id"])
+    ops = [short(k["op_name"]) for k in kids]
+    assert ops == ["Model.predict", "pattern.score", "used_tool.score"]
+    predict = kids[0]
+    chats: list[dict[str, Any]] = []
+
+    def walk(call: dict[str, Any], depth: int, path: list[str]) -> None:
+        for child in server.children(project, call["id"]):
+            assert child["started_at"] >= call["started_at"] or depth == 0  # Inspect's init precedes
+            name = short(child["op_name"])
+            if name == "chat":
+                chats.append(child)
+                assert path[-1] in ("invoke_agent", "inspect.solver")
+            walk(child, depth + 1, [*path, name])
+
+    walk(predict, 0, ["Model.predict"])
+    solvers = [short(c["op_name"]) for c in server.children(project, predict["id"])]
+    assert solvers == ["inspect.init", "inspect.solvers"]
+    assert len(chats) == 3
+    chat = chats[0]
+    assert chat["display_name"].startswith("chat ")
+    assert chat["output"]["usage"]["input_tokens"] > 0
+    assert chat["inputs"]["messages"][-1]["role"] == "user"
+    assert chat["summary"]["usage"][log.eval.model]["requests"] == 1
+    total_in = sum(c["output"]["usage"]["input_tokens"] for c in chats)
+    assert row["summary"]["usage"][log.eval.model]["input_tokens"] == total_in
+
+
+# --- fixtures ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def live(weave_server: WeaveServer, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    run = run_eval(weave_server, unique("live"), tmp_path_factory.mktemp("live"))
+    assert run.proc.returncode == 0, run.proc.stderr[-3000:]
+    return run
+
+
+@pytest.fixture(scope="module")
+def offline(weave_server: WeaveServer, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """The same eval while Weave is unreachable (nothing listens on its port)."""
+    dead = f"http://127.0.0.1:{_free_port()}"
+    run = run_eval(
+        weave_server,
+        unique("offline"),
+        tmp_path_factory.mktemp("offline"),
+        env={"WF_TRACE_SERVER_URL": dead, "WANDB_BASE_URL": dead},
+    )
+    return run
+
+
+# --- tests ------------------------------------------------------------------------------------
+
+
+def test_live_eval_is_one_weave_evaluation_per_task_and_model(weave_server: WeaveServer, live: Run) -> None:
+    check_matches_inspect(weave_server, live)
+
+
+def test_sync_of_the_live_file_is_identical_and_sync_twice_adds_nothing(
+    weave_server: WeaveServer, live: Run
+) -> None:
+    before = weave_server.calls(live.project)
+    assert sync(weave_server, live.project, live.span_files).returncode == 0
+    assert len(weave_server.calls(live.project)) == len(before)
+    fresh = unique("replayed")
+    assert sync(weave_server, fresh, live.span_files).returncode == 0
+    assert canonical(weave_server, fresh) == canonical(weave_server, live.project)
+    n = len(weave_server.calls(fresh))
+    assert sync(weave_server, fresh, live.span_files).returncode == 0
+    assert len(weave_server.calls(fresh)) == n
+
+
+def test_server_down_changes_nothing_for_inspect_and_sync_delivers(
+    weave_server: WeaveServer, offline: Run
+) -> None:
+    assert offline.proc.returncode == 0, offline.proc.stderr[-3000:]
+    assert all(log.status == "success" for log in offline.logs)
+    assert offline.seconds < 90
+    assert "Weave" in offline.proc.stderr and "otel-bridge sync" in offline.proc.stderr
+    assert offline.proc.stderr.count("Weave export is off") == 1
+    assert weave_server.evaluations(offline.project) == []
+    result = sync(weave_server, offline.project, offline.span_files)
+    assert result.returncode == 0, result.stderr
+    check_matches_inspect(weave_server, offline)
+
+
+def test_sync_after_a_partial_live_upload_completes_without_duplicates(
+    weave_server: WeaveServer, live: Run, tmp_path: Path
+) -> None:
+    """A process killed mid-task leaves a running evaluation with some rows; sync finishes it."""
+    project = unique("partial")
+    code = f"""
+import os
+import re
+from otel_bridge.config import Settings
+from otel_bridge.records import read_span_file
+from otel_bridge.sinks.weave import WeaveSink
+from pathlib import Path
+sink = WeaveSink(Settings(weave_project={project!r}))
+spans = [s for p in {[str(p) for p in live.span_files]!r} for s in read_span_file(Path(p))]
+sample_roots = [i for i, s in enumerate(spans) if s.name == "inspect.sample"]
+sink.consume([s for s in spans[: sample_roots[3] + 1] if s.name != "inspect.task"])
+assert sink.flush(30)
+os._exit(0)  # killed: no finalize, no task end
+"""
+    weave_server.run_python(code, project, extra_env={"PYTHONPATH": str(ROOT)})
+    [running, *_] = weave_server.evaluations(project)
+    assert weave_server.evaluation_status(project, running["id"])["code"] == "running"
+    assert sync(weave_server, project, live.span_files).returncode == 0
+    assert canonical(weave_server, project) == canonical(weave_server, live.project)
+
+
+def test_task_error_and_cancellation_show_failed(weave_server: WeaveServer, tmp_path: Path) -> None:
+    project = unique("failing")
+    (tmp_path / "err").mkdir()
+    err = run_eval(
+        weave_server, project, tmp_path / "err", "-M", "error_on=10 + 16", models=("offline/careful",)
+    )
+    assert err.proc.returncode != 0 or err.logs[0].status == "error"
+    [ev] = weave_server.evaluations(project)
+    assert weave_server.evaluation_status(project, ev["id"])["code"] == "failed"
+    assert "10 + 16" in (ev["exception"] or "")
+    # cancelled: Ctrl-C while the evaluation is running
+    project = unique("cancelled")
+    log_dir, span_dir = tmp_path / "c-logs", tmp_path / "c-spans"
+    proc = subprocess.Popen(
+        _inspect_cmd(log_dir, "-T", "samples=3", "-M", "latency=2", models=("offline/careful",)),
+        env=_eval_env(weave_server, project, span_dir),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    try:
+        evals = weave_server.wait_for(lambda: weave_server.evaluations(project), bool, timeout=60)
+        assert evals, "the evaluation should show while the task runs"
+        assert weave_server.evaluation_status(project, evals[0]["id"])["code"] == "running"
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    ev = weave_server.wait_for(
+        lambda: weave_server.evaluations(project)[0], lambda e: e.get("ended_at") is not None, timeout=30
+    )
+    assert weave_server.evaluation_status(project, ev["id"])["code"] == "failed"
+
+
+def test_content_off_and_traces_off(weave_server: WeaveServer, tmp_path: Path) -> None:
+    project = unique("private")
+    run = run_eval(
+        weave_server,
+        project,
+        tmp_path,
+        models=("offline/careful",),
+        env={"INSPECT_OTEL_CAPTURE_CONTENT": "false", "INSPECT_OTEL_WEAVE_TRACES": "false"},
+    )
+    assert run.proc.returncode == 0, run.proc.stderr[-2000:]
+    calls = weave_server.calls(project)
+    dump = json.dumps(calls)
+    for text in ("What is", "ANSWER", "careful calculator"):
+        assert text not in dump
+    [ev] = weave_server.evaluations(project)
+    assert ev["output"]["pattern"]["accuracy"] == pytest.approx(1.0)
+    ops = {short(c["op_name"]) for c in calls}
+    assert "chat" not in ops and "inspect.solver" not in ops
+    rows = [c for c in calls if short(c["op_name"]) == "Evaluation.predict_and_score"]
+    assert len(rows) == 6 and all(r["output"]["scores"]["pattern"] == 1.0 for r in rows)
+
+
+def test_no_credentials_means_one_message_and_no_prompt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = {"HOME": str(tmp_path), "WANDB_BASE_URL": "https://api.example.invalid"}
+    assert credentials_problem(env) is not None
+    (tmp_path / ".netrc").write_text("machine api.example.invalid login user password k" + "0" * 39 + "\n")
+    (tmp_path / ".netrc").chmod(0o600)
+    assert credentials_problem(env) is None
+    for key in [k for k in os.environ if k.startswith(("WANDB", "WF_", "WEAVE"))]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("HOME", str(tmp_path / "empty"))
+    monkeypatch.setattr(sys, "stdin", None)  # any prompt would crash here
+    from otel_bridge import notify
+    from otel_bridge.records import SpanRecord
+
+    notify.forget()
+    sink = WeaveSink(Settings(weave_project="e/p"))
+    started = SpanRecord("a" * 32, "b" * 16, None, "inspect.task.started", 1, 1, 1, {"inspect.eval_id": "E"})
+    t = time.monotonic()
+    sink.consume([started])
+    sink.consume([started])
+    sink.finalize_incomplete("end")
+    sink.close()
+    assert time.monotonic() - t < 2
+    err = capsys.readouterr().err
+    assert err.count("no W&B credentials") == 1 and "otel-bridge sync" in err
+    assert "no W&B credentials" in (sink.problem() or "")
+    assert "no Weave project" in (WeaveSink(Settings(weave_project=None)).problem() or "")
+
+
+def test_weave_internals_still_there() -> None:
+    """The few weave details beyond its documented API; fails loudly on an upstream change."""
+    import inspect as pyinspect
+
+    import weave
+    from weave.trace.call import Call
+    from weave.trace.weave_client import WeaveClient
+
+    params = pyinspect.signature(WeaveClient.create_call).parameters
+    assert {"parent", "attributes", "display_name", "use_stack", "started_at"} <= set(params)
+    assert "ended_at" in pyinspect.signature(WeaveClient.finish_call).parameters
+    assert "eager_call_start" in pyinspect.signature(weave.op).parameters
+    fields = set(Call.__dataclass_fields__)
+    assert {
+        "_op_name",
+        "trace_id",
+        "project_id",
+        "parent_id",
+        "inputs",
+        "id",
+        "attributes",
+        "started_at",
+    } <= fields
+    from weave.trace_server_bindings.call_batch_processor import CallBatchProcessor
+
+    src = pyinspect.getsource(CallBatchProcessor)
+    assert "_eager_call_ids" in src and "def _handle_end" in src
+    model_cls, scorer_cls = weave_classes()
+    assert model_cls(name="m", model="p/m").model == "p/m" and scorer_cls(name="s").name == "s"
+    assert callable(route_end_of_foreign_call)
