@@ -134,6 +134,9 @@ def test_eval_set_with_task_retry(bridge: BridgeEnv) -> None:
     tasks = sorted(tree.named(c.SPAN_TASK), key=lambda t: t.start_ns)
     assert len(tasks) == 2
     assert tasks[0].status == "ERROR" and tasks[1].status == "UNSET"
+    assert tasks[0].attr(c.TASK_STATUS) == "retried"
+    assert tasks[1].attr(c.TASK_STATUS) == "success"
+    assert all(r.attr(c.RUN_STATUS) == "success" for r in runs), "a superseded attempt does not fail the run"
     assert tasks[0].attr(c.TASK_ID) == tasks[1].attr(c.TASK_ID)
     assert tasks[0].attr(c.EVAL_ID) != tasks[1].attr(c.EVAL_ID)
     final = full_log(logs[0])

@@ -214,6 +214,7 @@ def task_start_attrs(spec: EvalSpec, redactor: Redactor) -> Attrs:
         attrs[c.TASK_SOLVER] = spec.solver
     if spec.scorers:
         attrs[c.TASK_SCORERS] = [s.name for s in spec.scorers]
+        attrs[c.TASK_SCORER_METRICS] = dumps({s.name: _metric_names(s.metrics) for s in spec.scorers})
     if spec.model_base_url:
         attrs[c.MODEL_BASE_URL] = redactor.text(spec.model_base_url)
     if spec.model_roles:
@@ -230,6 +231,21 @@ def task_start_attrs(spec: EvalSpec, redactor: Redactor) -> Attrs:
         if spec.revision.dirty is not None:
             attrs[c.GIT_DIRTY] = spec.revision.dirty
     return attrs
+
+
+def _metric_names(metrics: Any) -> list[str]:
+    """Metric names as results will report them ('inspect_ai/accuracy' → 'accuracy')."""
+    names: list[str] = []
+    items = list(metrics.values()) if isinstance(metrics, dict) else list(metrics or [])
+    for item in items:
+        for definition in (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else [item]
+        ):
+            for d in definition if isinstance(definition, list) else [definition]:
+                name = str(getattr(d, "name", d)).rsplit("/", 1)[-1]
+                if name not in names:
+                    names.append(name)
+    return names
 
 
 def task_metrics(log: EvalLog) -> dict[str, dict[str, float]]:

@@ -221,6 +221,9 @@ class Recorder:
             **self.versions,
             c.WANDB_DISPLAY_NAME: f"{spec.task} · {spec.model}",
         }
+        for eval_id, open_task in list(self.tasks.items()):
+            if open_task.run_id == data.run_id and open_task.base[c.TASK_ID] == spec.task_id:
+                self._end_retried_task(eval_id)  # an eval-set retry supersedes the failed attempt
         run = self.runs.get(data.run_id)
         ctx = trace.set_span_in_context(run) if run is not None else Context()
         span = self.tracer.start_span(c.SPAN_TASK, ctx, attributes=attrs)
@@ -231,6 +234,20 @@ class Recorder:
             c.SPAN_TASK_STARTED, trace.set_span_in_context(span), attributes=attrs
         )
         marker.end()
+
+    def _end_retried_task(self, eval_id: str) -> None:
+        task = self.tasks.pop(eval_id)
+        reason = "this attempt failed and the task is being retried"
+        task.span.set_attributes(
+            {
+                c.TASK_STATUS: "retried",
+                c.SAMPLES_ERRORED: task.errored,
+                c.TASK_ERROR: reason,
+                c.ERROR_TYPE: "task_retried",
+            }
+        )
+        task.span.set_status(Status(StatusCode.ERROR, reason))
+        task.span.end()
 
     def task_end(self, data: TaskEnd) -> None:
         self._end_task(data.eval_id, data.log, None)
