@@ -17,6 +17,7 @@ from otel_bridge.switch import ENABLED_VAR, FALSE_VALUES, TRUE_VALUES
 __all__ = ["ENABLED_VAR", "Settings", "load_settings"]
 
 EXPORTERS = ("file", "otlp", "console", "weave", "wandb")
+DEFAULT_EXPORTERS = ("file", "wandb")
 DEFAULT_CONTENT_MAX_BYTES = 32 * 1024
 DEFAULT_EXPORT_MAX_BYTES = 4 * 1024 * 1024
 DEFAULT_RECEIVER_MAX_BODY_BYTES = 64 * 1024 * 1024  # the SDK's OTLP/HTTP exporter never sends more
@@ -123,7 +124,9 @@ def _exporters(r: _Reader) -> tuple[str, ...]:
     requested = r.words("INSPECT_OTEL_EXPORTERS")
     if requested is None:
         has_endpoint = r.get("OTEL_EXPORTER_OTLP_ENDPOINT") or r.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-        return ("file", "otlp") if has_endpoint else ("file",)
+        # nothing configured: the embedded default records everything locally — span files and
+        # a W&B Models run (offline without an API key); an OTLP endpoint means "send it there"
+        return ("file", "otlp") if has_endpoint else DEFAULT_EXPORTERS
     chosen: list[str] = []
     for name in requested:
         low = name.lower()

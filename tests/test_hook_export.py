@@ -18,9 +18,19 @@ from inspect_ai.scorer import pattern
 from inspect_ai.solver import generate
 
 from otel_bridge import conventions as c
-from tests.support.bridge import BridgeEnv, full_log, inspect_eval, run_cli, subprocess_env
+from otel_bridge.records import read_span_file
+from tests.support.bridge import (
+    INSPECT,
+    OTEL_BRIDGE,
+    BridgeEnv,
+    full_log,
+    inspect_eval,
+    run_cli,
+    subprocess_env,
+)
 from tests.support.otlp_capture import OtlpCapture
 from tests.support.spantree import SpanTree
+from tests.support.wandb_log import find_run_dirs, wait_for_run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_otlp_export_over_loopback(bridge: BridgeEnv, monkeypatch: pytest.MonkeyPatch, protocol: str) -> None:
     with OtlpCapture() as capture:
         endpoint = capture.http_endpoint if protocol == "http/protobuf" else f"http://{capture.grpc_endpoint}"
+        monkeypatch.delenv("INSPECT_OTEL_EXPORTERS")  # the default: file, plus otlp when an endpoint is set
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
         (log,) = eval(arithmetic(samples=2), model="offline/careful", display="none")
@@ -77,6 +88,7 @@ def test_secrets_never_leave(bridge: BridgeEnv, monkeypatch: pytest.MonkeyPatch)
     dataset = MemoryDataset([Sample(id="s", input=f"My token is {SECRET_ENV}. What is 1 + 2?", target="3")])
     task = Task(dataset=dataset, solver=generate(), scorer=pattern(r"ANSWER:\s*(-?\d+)"))
     with OtlpCapture() as capture:
+        monkeypatch.delenv("INSPECT_OTEL_EXPORTERS")
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", capture.http_endpoint)
         model = get_model(
             "offline/careful",
@@ -189,6 +201,7 @@ def test_huge_transcript_is_truncated_to_valid_json_and_small_requests(
         dataset=MemoryDataset(samples), solver=[generate(), generate()], scorer=pattern(r"ANSWER:\s*(-?\d+)")
     )
     with OtlpCapture() as capture:
+        monkeypatch.delenv("INSPECT_OTEL_EXPORTERS")
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", capture.http_endpoint)
         (log,) = eval(task, model="offline/careful", display="none")
         spans = bridge.spans()
@@ -262,3 +275,36 @@ def test_sample_spans_arrive_while_the_eval_runs(bridge: BridgeEnv, monkeypatch:
     assert log.status == "success"
     assert full_log(log).samples
     assert seen_during_run and seen_during_run[0] >= 3
+
+
+def test_embedded_default_records_span_file_and_offline_wandb_run(tmp_path: Path) -> None:
+    """Nothing configured, no API key, no network: a span file and an offline W&B run, locally."""
+    env = subprocess_env({"INSPECT_OTEL_ENABLED": "1", "HOME": str(tmp_path / "home")})
+    env.pop("WANDB_API_KEY", None)
+    result = run_cli(
+        [
+            INSPECT,
+            "eval",
+            str(ROOT / "examples/bridge_demo.py@arithmetic"),
+            "--model",
+            "offline/careful",
+            "-T",
+            "samples=3",
+            "--display",
+            "none",
+        ],
+        env,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    (span_file,) = (tmp_path / "otel-spans").glob("*.jsonl")
+    (task,) = SpanTree(list(read_span_file(span_file))).named(c.SPAN_TASK)
+    (run_dir,) = find_run_dirs(tmp_path / "wandb")
+    run = wait_for_run(run_dir)
+    assert run.run_id == task.attr(c.RUN_ID)
+    assert run.exit_code == 0
+    accuracy = task.json_attr(c.TASK_METRICS)["pattern"]["accuracy"]
+    assert [v for k, v in run.summary.items() if k.endswith("pattern/accuracy")] == [accuracy]
+    assert "wandb sync" in result.stderr
+    shown = run_cli([OTEL_BRIDGE, "show"], env, cwd=tmp_path)
+    assert shown.returncode == 0 and "arithmetic · offline/careful" in shown.stdout

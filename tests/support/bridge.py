@@ -41,10 +41,12 @@ class BridgeEnv:
         return {
             "INSPECT_OTEL_ENABLED": "1",
             "INSPECT_OTEL_DIR": str(self.span_dir),
+            "INSPECT_OTEL_EXPORTERS": "file",
             "INSPECT_REQUIRED_HOOKS": "otel_bridge",
             "INSPECT_LOG_DIR": str(self.log_dir),
             "WANDB_MODE": "offline",
             "WANDB_SILENT": "true",
+            "WANDB_DIR": str(self.root / "wandb"),
         }
 
     def spans(self) -> list[SpanRecord]:
