@@ -165,6 +165,18 @@ def _project(r: _Reader, var: str) -> str | None:
     return f"{entity}/{project}" if entity else project
 
 
+WANDB_DEFAULT_PROJECT = "inspect-evals"
+
+
+def wandb_run_project(settings: Settings) -> tuple[str, str | None]:
+    """(project, entity) of the W&B Models runs: INSPECT_OTEL_WANDB_PROJECT may be entity/project."""
+    raw = settings.wandb_project or WANDB_DEFAULT_PROJECT
+    entity = settings.wandb_entity
+    if "/" in raw:
+        entity, raw = raw.split("/", 1)
+    return raw, entity or None
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Resolve every setting; problems are returned, never raised."""
     r = _Reader(os.environ if env is None else env)

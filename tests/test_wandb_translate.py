@@ -498,3 +498,33 @@ def test_run_key_and_settings() -> None:
     assert Options.from_settings(load_settings(env)) == Options(
         "{tasks}", ("a", "b"), 7, False, ("x.txt", "y/*.log"), False
     )
+
+
+def test_weave_cross_reference_when_both_exporters_run() -> None:
+    """With the Weave exporter on too, the run summary points at the Weave evaluations."""
+    from otel_bridge.translate.wandb import weave_evaluations_url
+
+    assert (
+        weave_evaluations_url("team/proj", "https://api.wandb.ai")
+        == "https://wandb.ai/team/proj/weave/evaluations"
+    )
+    assert weave_evaluations_url("team/proj", "https://wandb.example.com") == (
+        "https://wandb.example.com/team/proj/weave/evaluations"
+    )
+
+
+def test_summary_points_at_the_weave_evaluations_when_weave_runs_too() -> None:
+    from otel_bridge.translate.wandb import Options
+
+    merged: dict[str, Any] = {}
+    for write in of(
+        WandbTranslator(Options(weave_project="team/evals")).translate(two_pair_run()), UpdateSummary
+    ):
+        merged.update(write.values)
+    assert merged["weave/project"] == "team/evals"
+    assert merged["weave/evaluations_url"].endswith("/team/evals/weave/evaluations")
+    assert {merged["t/m/a/weave_eval_id"], merged["t/m/b/weave_eval_id"]} == {"e1", "e2"}
+    plain: dict[str, Any] = {}
+    for write in of(WandbTranslator().translate(two_pair_run()), UpdateSummary):
+        plain.update(write.values)
+    assert not any(k.startswith("weave/") or k.endswith("weave_eval_id") for k in plain)

@@ -393,3 +393,16 @@ def test_any_order_any_batching_duplicates_give_the_same_writes(data: st.DataObj
     for eval_id in ("E1", "E2"):
         names = [type(w).__name__ for w in writes if w.eval_id == eval_id]
         assert names[0] == "StartEvaluation"
+
+
+def test_evaluation_links_the_wandb_run_when_both_exporters_run() -> None:
+    start = next(
+        w
+        for w in WeaveTranslator(wandb_project="team/models").feed(_two_models())
+        if isinstance(w, StartEvaluation)
+    )
+    link = start.attributes["wandb"]
+    assert link["run_path"] == f"team/models/{link['run_id']}"
+    assert link["run_id"]
+    plain = next(w for w in WeaveTranslator().feed(_two_models()) if isinstance(w, StartEvaluation))
+    assert "wandb" not in plain.attributes

@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from otel_bridge import notify
-from otel_bridge.config import Settings
+from otel_bridge.config import WANDB_DEFAULT_PROJECT, Settings, wandb_run_project
 from otel_bridge.records import SpanRecord
 from otel_bridge.translate.wandb import (
     EXIT_INCOMPLETE,
@@ -44,7 +44,7 @@ from otel_bridge.translate.wandb import (
 
 __all__ = ["DEFAULT_PROJECT", "INIT_TIMEOUT_S", "WandbSink", "choose_mode", "reachable"]
 
-DEFAULT_PROJECT = "inspect-evals"
+DEFAULT_PROJECT = WANDB_DEFAULT_PROJECT
 #: Upper bound on ``wandb.init`` when W&B is slow or unreachable (then the run goes offline).
 INIT_TIMEOUT_S = 15.0
 #: Upper bound on uploading at ``finish``; what is not uploaded stays on disk for ``wandb sync``.
@@ -92,11 +92,7 @@ def reachable(timeout_s: float = PROBE_TIMEOUT_S) -> bool:
 
 
 def _project(settings: Settings) -> tuple[str, str | None]:
-    raw = settings.wandb_project or DEFAULT_PROJECT
-    entity = settings.wandb_entity
-    if "/" in raw:
-        entity, raw = raw.split("/", 1)
-    return raw, entity or None
+    return wandb_run_project(settings)
 
 
 class WandbSink:

@@ -30,7 +30,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from otel_bridge import notify
-from otel_bridge.config import Settings
+from otel_bridge.config import Settings, wandb_run_project
 from otel_bridge.records import SpanRecord
 from otel_bridge.translate.weave import (
     CallSpec,
@@ -116,7 +116,13 @@ class WeaveSink:
 
     def __init__(self, settings: Settings, *, connect_timeout_s: float | None = None) -> None:
         self.settings = settings
-        self.translator = WeaveTranslator(traces=settings.weave_traces, content=settings.capture_content)
+        wandb_project = None
+        if "wandb" in settings.exporters:  # cross-reference the W&B Models run of the same eval
+            project, entity = wandb_run_project(settings)
+            wandb_project = f"{entity}/{project}" if entity else project
+        self.translator = WeaveTranslator(
+            traces=settings.weave_traces, content=settings.capture_content, wandb_project=wandb_project
+        )
         self.connect_timeout_s = connect_timeout_s or max(20.0, settings.flush_timeout_s)
         self._lock = threading.RLock()
         self._client: Any = None

@@ -175,10 +175,12 @@ class Options:
     log_artifact: bool = True
     files: tuple[str, ...] = ()
     capture_content: bool = True
+    weave_project: str | None = None  # set when the Weave exporter runs too: cross-reference it
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Options:
         return cls(
+            weave_project=settings.weave_project if "weave" in settings.exporters else None,
             run_name=settings.wandb_run_name,
             tags=settings.wandb_tags,
             table_max_rows=settings.wandb_table_max_rows,
@@ -186,6 +188,15 @@ class Options:
             files=settings.wandb_files,
             capture_content=settings.capture_content,
         )
+
+
+def weave_evaluations_url(project: str, base_url: str | None = None) -> str:
+    """The Weave Evals page of ``entity/project`` on the W&B app that WANDB_BASE_URL points at."""
+    import os
+
+    base = (base_url or os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai").rstrip("/")
+    app = base.replace("://api.", "://", 1)
+    return f"{app}/{project}/weave/evaluations"
 
 
 def run_key(record: SpanRecord) -> str | None:
@@ -692,6 +703,9 @@ class WandbTranslator:
                     if number is not None:
                         row[f"{label}/{scorer}/{metric}"] = number
                         summary[f"{label}/{scorer}/{metric}"] = number
+        if self.options.weave_project:
+            # the Weave evaluation of this task × model carries attributes.inspect.eval_id = this id
+            summary[f"{label}/weave_eval_id"] = str(r.attr(c.EVAL_ID))
         pair.summary = summary
         out: list[Write] = [*self._define(run, pair, row), LogRow(run.key, row, self._step(run, r.end_ns))]
         out.append(UpdateSummary(run.key, {**summary, **self._run_summary(run)}))
@@ -707,7 +721,13 @@ class WandbTranslator:
                     if isinstance(value, int) and not isinstance(value, bool):
                         k = f"tokens/{model}/{kind}"
                         tokens[k] = tokens.get(k, 0) + value
-        return {**tokens, "logs": list(run.logs)}
+        weave = {}
+        if self.options.weave_project:
+            weave = {
+                "weave/project": self.options.weave_project,
+                "weave/evaluations_url": weave_evaluations_url(self.options.weave_project),
+            }
+        return {**tokens, "logs": list(run.logs), **weave}
 
     def _run_end(self, run: _Run, r: SpanRecord) -> list[Write]:
         self._note_run(run, r)

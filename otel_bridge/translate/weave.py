@@ -20,6 +20,7 @@ from typing import Any
 
 from otel_bridge import conventions as c
 from otel_bridge.records import SpanRecord
+from otel_bridge.translate.wandb import run_key
 
 EVAL_META = {"imperative": True}
 """``_weave_eval_meta`` of every eval call: Weave renders our calls like EvaluationLogger's."""
@@ -174,7 +175,7 @@ def _mapping(value: Any) -> dict[str, Any]:
     return dict(value) if isinstance(value, Mapping) else {}
 
 
-def start_evaluation(span: SpanRecord) -> StartEvaluation:
+def start_evaluation(span: SpanRecord, wandb_project: str | None = None) -> StartEvaluation:
     """``inspect.task.started`` (or ``inspect.task``) → the evaluation's start."""
     a = span.attributes
     eval_id = str(a.get(c.EVAL_ID, ""))
@@ -231,9 +232,21 @@ def start_evaluation(span: SpanRecord) -> StartEvaluation:
             "epochs": a.get(c.TASK_EPOCHS),
             "scorers": list(scorers),
         },
-        attributes={"_weave_eval_meta": EVAL_META, "inspect": _drop_none(inspect_attrs)},
+        attributes={
+            "_weave_eval_meta": EVAL_META,
+            "inspect": _drop_none(inspect_attrs),
+            **_wandb_link(span, wandb_project),
+        },
         start_ns=span.start_ns,
     )
+
+
+def _wandb_link(span: SpanRecord, wandb_project: str | None) -> dict[str, Any]:
+    """The W&B Models run holding the same eval, when that exporter runs too."""
+    if not wandb_project:
+        return {}
+    run_id = run_key(span)
+    return {"wandb": {"run_id": run_id, "run_path": f"{wandb_project}/{run_id}"}} if run_id else {}
 
 
 def start_from_sample(sample: SpanRecord) -> StartEvaluation:
@@ -650,9 +663,12 @@ class WeaveTranslator:
     key per written prediction (to ignore a span seen twice).
     """
 
-    def __init__(self, *, traces: bool = True, content: bool = True) -> None:
+    def __init__(
+        self, *, traces: bool = True, content: bool = True, wandb_project: str | None = None
+    ) -> None:
         self.traces = traces
         self.content = content
+        self.wandb_project = wandb_project
         self._evals: dict[str, _Eval] = {}
         self._buffers: dict[str, dict[str, SpanRecord]] = {}
         self._done_traces: set[str] = set()
@@ -693,7 +709,7 @@ class WeaveTranslator:
 
     def _task(self, span: SpanRecord, eval_id: str, out: list[Write]) -> None:
         ev = self._eval(eval_id)
-        self._begin(ev, start_evaluation(span), out)
+        self._begin(ev, start_evaluation(span, self.wandb_project), out)
         if span.name == c.SPAN_TASK and not ev.finished:
             ev.finished = True
             out.append(finish_evaluation(span, ev.stats))
