@@ -26,8 +26,6 @@ mkdir -p "$BIN" "$WORK"
 # One build of each target at a time per cache dir (parallel test sessions, CI retries).
 lock() { if command -v flock >/dev/null 2>&1; then exec 9>"$CACHE/build-$1.lock"; flock 9; fi; }
 
-hash_of() { cat "$@" | sha256sum | cut -c1-12; }
-
 build_collector() {
   lock collector
   [ -f "$MANIFEST" ] || die "manifest not found: $MANIFEST"
@@ -36,7 +34,9 @@ build_collector() {
   ocb_version="$(sed -n 's#.*go\.opentelemetry\.io/collector/receiver/otlpreceiver \(v[0-9.]*\).*#\1#p' "$MANIFEST" | head -n1)"
   [ -n "$name" ] || die "no dist.name in $MANIFEST"
   [ -n "$ocb_version" ] || die "cannot find the otlpreceiver version (= builder version) in $MANIFEST"
-  key="$( (cat "$MANIFEST"; go env GOVERSION GOOS GOARCH) | sha256sum | cut -c1-12)"
+  # Key: the manifest without comments/blank lines, and the Go toolchain/platform.
+  key="$( (sed -e '/^[[:space:]]*#/d' -e 's/[[:space:]]#.*$//' -e '/^[[:space:]]*$/d' "$MANIFEST"
+           go env GOVERSION GOOS GOARCH) | sha256sum | cut -c1-12)"
   out="$BIN/$name-$key"
   if [ -x "$out" ]; then
     log "collector up to date: $out"
@@ -48,7 +48,7 @@ build_collector() {
         || die "go install go.opentelemetry.io/collector/cmd/builder@$ocb_version failed"
     fi
     local dir="$WORK/$name-$key"
-    rm -rf "$dir" && mkdir -p "$dir"
+    rm -rf "$WORK/$name"-* && mkdir -p "$dir"   # also leftovers of interrupted builds
     # Same manifest, but generate the sources inside the cache, not in the repo.
     sed "s#^\([[:space:]]*output_path:\).*#\1 $dir/src#" "$MANIFEST" > "$dir/manifest.yaml"
     log "building the collector '$name' with OCB $ocb_version (cold: several minutes)"

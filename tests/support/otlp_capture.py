@@ -21,7 +21,7 @@ import json
 import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable
 from concurrent import futures
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -53,7 +53,7 @@ def any_value(value: AnyValue) -> Any:
     return getattr(value, kind)
 
 
-def attributes_dict(attrs: Iterator[KeyValue] | Any) -> dict[str, Any]:
+def attributes_dict(attrs: Iterable[KeyValue]) -> dict[str, Any]:
     """Turn a repeated ``KeyValue`` field into a dict (the shape tests assert on)."""
     return {kv.key: any_value(kv.value) for kv in attrs}
 
@@ -357,7 +357,9 @@ class OtlpCapture:
                     )
                 self._lock.wait(min(remaining, 0.2))
 
-    def wait_until(self, predicate: Any, timeout: float = 30.0, what: str = "condition") -> None:
+    def wait_until(
+        self, predicate: Callable[[OtlpCapture], bool], timeout: float = 30.0, what: str = "condition"
+    ) -> None:
         """Block until ``predicate(self)`` is true (checked on every request and every 0.2 s)."""
         deadline = time.monotonic() + timeout
         while not predicate(self):
@@ -434,7 +436,7 @@ def _make_handler(capture: OtlpCapture) -> type[BaseHTTPRequestHandler]:
 
         def _read_body(self) -> bytes:
             if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-                chunks = []
+                chunks: list[bytes] = []
                 while True:
                     size = int(self.rfile.readline().split(b";")[0].strip(), 16)
                     if size == 0:
