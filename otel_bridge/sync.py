@@ -9,7 +9,7 @@ import os
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from otel_bridge.config import Settings
@@ -96,6 +96,8 @@ def sync_paths(
     from otel_bridge.sinks.registry import make_record_sink
 
     report = SyncReport()
+    # the destinations are the targets, not INSPECT_OTEL_EXPORTERS (sinks cross-reference each other)
+    settings = replace(settings, exporters=tuple(targets))
     sinks = []
     for name in targets:
         if name == "otlp":

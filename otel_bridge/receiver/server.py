@@ -14,6 +14,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
@@ -79,6 +80,8 @@ def build_sinks(names: Sequence[str], settings: Settings, spool_dir: Path) -> li
     destinations without forking the receiver.
     """
     sinks: list[RecordSink] = []
+    # the destinations are these names, not INSPECT_OTEL_EXPORTERS (sinks cross-reference each other)
+    settings = replace(settings, exporters=tuple(n for n in names if ":" not in n))
     for name in names:
         if name == "file":
             sinks.append(FileRecordSink(settings.span_dir, prefix=f"received-{instance_id(spool_dir)}-"))
