@@ -5,7 +5,10 @@
 Each configuration runs a ≥300-sample eval with the full solver chain (system message, react
 agent with a tool call, a self-check call, two scorers) on the zero-latency offline model — the
 worst case for relative overhead. Runs are interleaved (off, file, otlp, off, ...) in fresh
-processes; the table shows medians. Results are recorded in docs/performance.md.
+processes; the table shows medians: wall time and its ratio to "off", process CPU, the extra
+process CPU per span (exporter threads included) and the extra CPU per span on the eval's own
+event-loop thread (the hook's cost, what the eval waits for), and peak RSS. Results are recorded
+in docs/performance.md.
 """
 
 from __future__ import annotations
@@ -30,13 +33,14 @@ sys.path.insert(0, {examples!r})
 from inspect_ai import eval
 from bridge_demo import arithmetic
 samples = int(sys.argv[1])
-t0 = time.perf_counter(); r0 = resource.getrusage(resource.RUSAGE_SELF)
+t0 = time.perf_counter(); r0 = resource.getrusage(resource.RUSAGE_SELF); m0 = time.thread_time()
 logs = eval(arithmetic(samples=samples), model="offline/careful", display="none", max_samples=50)
-r1 = resource.getrusage(resource.RUSAGE_SELF); t1 = time.perf_counter()
+m1 = time.thread_time(); r1 = resource.getrusage(resource.RUSAGE_SELF); t1 = time.perf_counter()
 assert logs[0].status == "success", logs[0].error
 print("RESULT", json.dumps({{
     "wall": t1 - t0,
     "cpu": (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime),
+    "loop_cpu": m1 - m0,
     "rss_mb": r1.ru_maxrss / 1024,
 }}))
 """
@@ -53,8 +57,9 @@ def _run(config: str, samples: int, workdir: Path, otlp_endpoint: str | None) ->
         assert otlp_endpoint
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp_endpoint
     script = CHILD.format(examples=str(ROOT / "examples"))
-    proc = subprocess.run([sys.executable, "-c", script, str(samples)], env=env, capture_output=True, text=True,
-                          cwd=workdir)
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(samples)], env=env, capture_output=True, text=True, cwd=workdir
+    )
     match = re.search(r"RESULT (.*)", proc.stdout)
     if proc.returncode != 0 or not match:
         raise SystemExit(f"{config} run failed:\n{proc.stdout}\n{proc.stderr}")
@@ -71,8 +76,16 @@ def import_ms(reps: int = 7) -> float:
     times = []
     for _ in range(reps):
         proc = subprocess.run(
-            [sys.executable, "-X", "importtime", "-c", "import inspect_ai.hooks; import otel_bridge._registry"],
-            capture_output=True, text=True, env={k: v for k, v in os.environ.items() if k != "INSPECT_OTEL_ENABLED"},
+            [
+                sys.executable,
+                "-X",
+                "importtime",
+                "-c",
+                "import inspect_ai.hooks; import otel_bridge._registry",
+            ],
+            capture_output=True,
+            text=True,
+            env={k: v for k, v in os.environ.items() if k != "INSPECT_OTEL_ENABLED"},
         )
         for line in proc.stderr.splitlines():
             if line.rstrip().endswith("| otel_bridge._registry"):
@@ -81,7 +94,9 @@ def import_ms(reps: int = 7) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--samples", type=int, default=300)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--json", type=Path, help="also write the raw results here")
@@ -102,22 +117,31 @@ def main() -> None:
 
     off_wall = statistics.median(r["wall"] for r in results["off"])
     off_cpu = statistics.median(r["cpu"] for r in results["off"])
+    off_loop = statistics.median(r["loop_cpu"] for r in results["off"])
     rows = []
     for config in configs:
         runs = results[config]
         wall = statistics.median(r["wall"] for r in runs)
         cpu = statistics.median(r["cpu"] for r in runs)
         spans = statistics.median(r.get("spans", 0) for r in runs)
+        loop = statistics.median(r["loop_cpu"] for r in runs)
         per_span = (cpu - off_cpu) / spans * 1e6 if spans else float("nan")
-        rows.append((config, wall, wall / off_wall, cpu, per_span, spans, statistics.median(r["rss_mb"] for r in runs)))
+        loop_per_span = (loop - off_loop) / spans * 1e6 if spans else float("nan")
+        rss = statistics.median(r["rss_mb"] for r in runs)
+        rows.append((config, wall, wall / off_wall, cpu, per_span, loop_per_span, spans, rss))
 
-    print(f"\n{args.samples} samples × {args.reps} interleaved reps; {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} cores, Python {platform.python_version()}")
-    print(f"{'config':<8}{'wall s':>9}{'ratio':>8}{'cpu s':>9}{'cpu µs/span':>13}{'spans':>8}{'peak RSS MB':>13}")
-    for config, wall, ratio, cpu, per_span, spans, rss in rows:
-        shown = "-" if config == "off" else f"{per_span:.0f}"
-        print(f"{config:<8}{wall:>9.2f}{ratio:>8.3f}{cpu:>9.2f}{shown:>13}{spans:>8.0f}{rss:>13.0f}")
-    print(f"import of otel_bridge._registry (disabled): {import_ms():.1f} ms; OTLP receiver got {received} spans")
+    cpu_name = platform.processor() or platform.machine()
+    machine = f"{cpu_name}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    print(f"\n{args.samples} samples × {args.reps} interleaved reps; {machine}")
+    header = ("config", "wall s", "ratio", "cpu s", "cpu µs/span", "loop µs/span", "spans", "peak RSS MB")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for config, wall, ratio, cpu, per_span, loop_per_span, spans, rss in rows:
+        extra = ("-", "-") if config == "off" else (f"{per_span:.0f}", f"{loop_per_span:.0f}")
+        cells = (config, f"{wall:.2f}", f"{ratio:.3f}", f"{cpu:.2f}", *extra, f"{spans:.0f}", f"{rss:.0f}")
+        print("| " + " | ".join(cells) + " |")
+    print(f"\nimport of otel_bridge._registry with the bridge disabled: {import_ms():.1f} ms (median of 7)")
+    print(f"OTLP receiver got {received} spans")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 
