@@ -107,11 +107,9 @@ class OtelBridgeHooks(Hooks):
             session = _current()
             if session is not None:
                 session.recorder.run_end(data)
+                session.finish_batch()
                 if session.pipeline.file is not None:
-                    session.finish_batch()
                     session.pipeline.file.close_run(data.run_id)
-                else:
-                    session.finish_batch()
 
         _guard("on_run_end", end)
 
