@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from bridge_demo import arithmetic, arithmetic_quick
 from inspect_ai import Task, eval, eval_set
-from inspect_ai.event import ModelEvent
+from inspect_ai.event import ModelEvent, SandboxEvent
 from inspect_ai.model import get_model
 from inspect_ai.solver import Generate, TaskState, generate, solver
 
@@ -211,3 +211,40 @@ def test_cancelled_run_ends_every_span(bridge: BridgeEnv, tmp_path: Path) -> Non
     finished = [s for s in tree.named(c.SPAN_SAMPLE) if s.attr(c.SAMPLE_STATUS) == "success"]
     assert 1 <= len(finished) < 30
     assert b"Traceback" not in stderr or b"otel_bridge" not in stderr
+
+
+@solver
+def run_in_sandbox():  # type: ignore[no-untyped-def]
+    async def solve(state: TaskState, generate: Generate) -> TaskState:
+        from inspect_ai.util import sandbox
+
+        await sandbox().exec(["sh", "-c", "echo sandboxed; exit 3"])
+        await sandbox().write_file("note.txt", "hello")
+        return state
+
+    return solve
+
+
+def test_sandbox_calls_are_spans(bridge: BridgeEnv) -> None:
+    task = Task(
+        dataset=arithmetic(samples=1).dataset,
+        solver=[run_in_sandbox(), generate()],
+        scorer=arithmetic(samples=1).scorer,
+        sandbox="local",
+    )
+    (log,) = eval(task, model="offline/careful", display="none")
+    log = full_log(log)
+    tree = SpanTree(bridge.spans())
+    sandbox_spans = sorted(tree.named(c.SPAN_SANDBOX), key=lambda s: s.start_ns)
+    (sample,) = log.samples or []
+    events = [e for e in sample.events if isinstance(e, SandboxEvent)]
+    assert [s.attr(c.SANDBOX_ACTION) for s in sandbox_spans] == [e.action for e in events]
+    assert {"exec", "write_file"} <= {e.action for e in events}
+    (exec_span,) = [s for s in sandbox_spans if "echo sandboxed" in str(s.attr(c.SANDBOX_CMD))]
+    (write_span,) = [s for s in sandbox_spans if s.attr(c.SANDBOX_ACTION) == "write_file"]
+    assert exec_span.attr(c.SANDBOX_RESULT) == 3 and exec_span.status == "ERROR"
+    assert write_span.attr(c.SANDBOX_FILE) == "note.txt" and write_span.status == "UNSET"
+    solver_span = tree.by_id[exec_span.parent_id]
+    assert solver_span.attr(c.SPAN_NAME) == "run_in_sandbox"
+    (root,) = tree.sample(log.eval.eval_id, sample.id, sample.epoch)
+    assert tree.shape(root) == expected_shape(sample)
