@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace.export import (
     SimpleSpanProcessor,
     SpanExporter,
 )
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Tracer
 
 from otel_bridge import __version__
@@ -25,6 +26,7 @@ from otel_bridge import conventions as c
 from otel_bridge.config import Settings
 from otel_bridge.sinks.file import FileSpanExporter
 from otel_bridge.sinks.otlp import ResilientExporter, make_otlp_exporter
+from otel_bridge.spanfactory import SpanFactory
 
 
 def build_resource(inspect_version: str) -> Resource:
@@ -82,6 +84,13 @@ class Pipeline:
         for sink in self.sinks:
             self.provider.add_span_processor(sink.processor)
         self.tracer: Tracer = self.provider.get_tracer(c.SCOPE_NAME, __version__)
+        # the hook's spans: built straight into ReadableSpans for these same processors
+        self.spans = SpanFactory(
+            self.provider.resource,
+            InstrumentationScope(c.SCOPE_NAME, __version__),
+            self.provider.sampler,
+            [sink.processor for sink in self.sinks],
+        )
 
     def _make(self, name: str) -> Sink | None:
         if name == "file":

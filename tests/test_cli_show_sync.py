@@ -11,6 +11,7 @@ from inspect_ai import eval
 from inspect_ai.model import get_model
 
 from otel_bridge import conventions as c
+from otel_bridge.otlp_json import json_to_request, request_to_json
 from tests.support.bridge import OTEL_BRIDGE, BridgeEnv, full_log, run_cli, subprocess_env
 from tests.support.otlp_capture import OtlpCapture
 
@@ -58,10 +59,18 @@ def test_show_killed_run_says_what_is_missing(
 ) -> None:
     env, _ = recorded
     (source,) = env.files()
-    lines = source.read_bytes().split(b"\n")
-    # keep the first batches and cut the next line in half: a process killed mid-write
+    # what a killed process leaves: no task or run span yet, and a last line cut in half
+    kept = []
+    for line in source.read_bytes().splitlines():
+        request = json_to_request(line)
+        for rs in request.resource_spans:
+            for ss in rs.scope_spans:
+                alive = [sp for sp in ss.spans if sp.name not in (c.SPAN_TASK, c.SPAN_RUN)]
+                del ss.spans[:]
+                ss.spans.extend(alive)
+        kept.append(request_to_json(request).encode())
     damaged = tmp_path / "killed.jsonl"
-    damaged.write_bytes(b"\n".join(lines[:2]) + b"\n" + lines[2][: len(lines[2]) // 2])
+    damaged.write_bytes(b"\n".join(kept) + b"\n" + kept[-1][: len(kept[-1]) // 2])
     code, out, err = _show([str(damaged)], env)
     assert code == 0, err
     assert "no end recorded" in out

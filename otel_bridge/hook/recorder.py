@@ -33,9 +33,7 @@ from inspect_ai.hooks import (
     TaskStart,
 )
 from inspect_ai.log import EvalLog
-from opentelemetry import trace
-from opentelemetry.context import Context
-from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from otel_bridge import conventions as c
 from otel_bridge.config import Settings
@@ -43,6 +41,7 @@ from otel_bridge.hook import attributes as a
 from otel_bridge.hook.content import bounded_json, to_jsonable
 from otel_bridge.hook.messages import finish_reasons, output_messages, split_system, tool_definitions
 from otel_bridge.redact import Redactor
+from otel_bridge.spanfactory import LiteSpan, SpanFactory
 
 Attrs = a.Attrs
 
@@ -62,14 +61,14 @@ def _now() -> int:
 class _ToolSlot:
     """An Inspect ``tool`` span waiting for its ToolEvent (which Inspect delivers after it ends)."""
 
-    span: Span
+    span: LiteSpan
     end_ns: int | None = None
     filled: bool = False
 
 
 @dataclass
 class _TaskTrace:
-    span: Span
+    span: LiteSpan
     base: Attrs
     run_id: str
     task_name: str
@@ -79,27 +78,26 @@ class _TaskTrace:
 
 @dataclass
 class _SampleTrace:
-    span: Span
-    ctx: Context
+    span: LiteSpan
     base: Attrs
     task: _TaskTrace
     run_id: str
     seen: set[str] = field(default_factory=set)
-    spans: dict[str, tuple[Span, str | None, str]] = field(default_factory=dict)
-    open: dict[str, Span] = field(default_factory=dict)
+    spans: dict[str, tuple[LiteSpan, str | None, str]] = field(default_factory=dict)
+    open: dict[str, LiteSpan] = field(default_factory=dict)
     tool_slots: dict[tuple[str | None, str], list[_ToolSlot]] = field(default_factory=dict)
 
 
 class Recorder:
     """Turns hook calls into spans; every public method is safe to call in any order."""
 
-    def __init__(self, tracer: Tracer, settings: Settings, redactor: Redactor, versions: Attrs) -> None:
-        self.tracer = tracer
+    def __init__(self, spans: SpanFactory, settings: Settings, redactor: Redactor, versions: Attrs) -> None:
+        self.spans = spans
         self.settings = settings
         self.redactor = redactor
         self.versions = versions
-        self.eval_sets: dict[str, Span] = {}
-        self.runs: dict[str, Span] = {}
+        self.eval_sets: dict[str, LiteSpan] = {}
+        self.runs: dict[str, LiteSpan] = {}
         self.tasks: dict[str, _TaskTrace] = {}
         self.samples: dict[str, _SampleTrace] = {}
         self._init_ns: dict[str, int] = {}
@@ -152,9 +150,7 @@ class Recorder:
             c.WANDB_DISPLAY_NAME: f"eval set {data.eval_set_id}",
             **self.versions,
         }
-        self.eval_sets[data.eval_set_id] = self.tracer.start_span(
-            c.SPAN_EVAL_SET, Context(), attributes=attrs
-        )
+        self.eval_sets[data.eval_set_id] = self.spans.start(c.SPAN_EVAL_SET, None, attrs, _now())
 
     def eval_set_end(self, data: EvalSetEnd) -> None:
         span = self.eval_sets.pop(data.eval_set_id, None)
@@ -163,7 +159,6 @@ class Recorder:
 
     def run_start(self, data: RunStart) -> None:
         parent = self.eval_sets.get(data.eval_set_id or "")
-        ctx = trace.set_span_in_context(parent) if parent is not None else Context()
         attrs: Attrs = {
             c.RUN_ID: data.run_id,
             c.RUN_TASK_NAMES: list(data.task_names),
@@ -173,7 +168,7 @@ class Recorder:
         }
         if data.eval_set_id:
             attrs[c.EVAL_SET_ID] = data.eval_set_id
-        self.runs[data.run_id] = self.tracer.start_span(c.SPAN_RUN, ctx, attributes=attrs)
+        self.runs[data.run_id] = self.spans.start(c.SPAN_RUN, parent, attrs, _now())
 
     def run_end(self, data: RunEnd) -> None:
         logs = {log.eval.eval_id: log for log in data.logs or []}
@@ -224,16 +219,13 @@ class Recorder:
         for eval_id, open_task in list(self.tasks.items()):
             if open_task.run_id == data.run_id and open_task.base[c.TASK_ID] == spec.task_id:
                 self._end_retried_task(eval_id)  # an eval-set retry supersedes the failed attempt
-        run = self.runs.get(data.run_id)
-        ctx = trace.set_span_in_context(run) if run is not None else Context()
-        span = self.tracer.start_span(c.SPAN_TASK, ctx, attributes=attrs)
+        now = _now()
+        span = self.spans.start(c.SPAN_TASK, self.runs.get(data.run_id), attrs, now)
         self.tasks[data.eval_id] = _TaskTrace(span, base, data.run_id, spec.task, spec.model)
         # Announce the task at once: consumers that only see ended spans (an OTLP receiver, a
         # collector) learn here that it is running, long before the task span itself ends.
-        marker = self.tracer.start_span(
-            c.SPAN_TASK_STARTED, trace.set_span_in_context(span), attributes=attrs
-        )
-        marker.end()
+        marker = self.spans.start(c.SPAN_TASK_STARTED, span, attrs, now)
+        marker.end(end_time=now)
 
     def _end_retried_task(self, eval_id: str) -> None:
         task = self.tasks.pop(eval_id)
@@ -315,18 +307,10 @@ class Recorder:
         if summary.started_at:
             candidates.append(a.ns(_parse_time(summary.started_at)))
         start = min(candidates)
-        span = self.tracer.start_span(
-            c.SPAN_SAMPLE,
-            Context(),
-            attributes=attrs,
-            links=[Link(task.span.get_span_context())],
-            start_time=start,
-        )
+        span = self.spans.start(c.SPAN_SAMPLE, None, attrs, start, links=[Link(task.span.get_span_context())])
         # child spans carry the ids but not the sample-root-only attributes
         child_base = {k: v for k, v in base.items() if k != c.GEN_AI_CONVERSATION_ID}
-        self.samples[data.sample_id] = _SampleTrace(
-            span, trace.set_span_in_context(span), child_base, task, task.run_id
-        )
+        self.samples[data.sample_id] = _SampleTrace(span, child_base, task, task.run_id)
 
     def sample_attempt_end(self, data: SampleAttemptEnd) -> None:
         if not data.will_retry:
@@ -357,7 +341,7 @@ class Recorder:
         for event in sample.events:
             self._dispatch(s, event)
         attrs = a.sample_end_attrs(sample, self.settings.capture_content, self.redactor)
-        truncated: list[str] = list(s.span.attributes.get(c.TRUNCATED, ()))  # type: ignore[attr-defined]
+        truncated: list[str] = list(s.span.attributes.get(c.TRUNCATED, ()))
         # the summary seen at start may be thinned by Inspect: record the full input now
         self._content(attrs, (c.SAMPLE_INPUT, c.INPUT_VALUE), sample.input, truncated)
         completion = sample.output.completion if sample.output else None
@@ -432,12 +416,12 @@ class Recorder:
         elif isinstance(event, ScoreEvent):
             self._score(s, event)
 
-    def _parent(self, s: _SampleTrace, span_id: str | None) -> Context:
+    def _parent(self, s: _SampleTrace, span_id: str | None) -> LiteSpan:
         if span_id is not None:
             found = s.spans.get(span_id)
             if found is not None:
-                return trace.set_span_in_context(found[0])
-        return s.ctx
+                return found[0]
+        return s.span
 
     def _span_begin(self, s: _SampleTrace, e: SpanBeginEvent) -> None:
         kind = e.type
@@ -471,9 +455,7 @@ class Recorder:
         else:
             name = f"{c.SPAN_INSPECT_PREFIX}{kind}" if kind else c.SPAN_GENERIC
             attrs[c.WANDB_DISPLAY_NAME] = f"{kind}: {e.name}" if kind and kind != e.name else e.name
-        span = self.tracer.start_span(
-            name, self._parent(s, e.parent_id), attributes=attrs, start_time=a.ns(e.timestamp)
-        )
+        span = self.spans.start(name, self._parent(s, e.parent_id), attrs, a.ns(e.timestamp))
         s.spans[e.id] = (span, kind, e.name)
         s.open[e.id] = span
         if kind == "tool":
@@ -546,12 +528,8 @@ class Recorder:
             end = start + int(e.working_time * 1e9)
         else:
             end = _now()
-        span = self.tracer.start_span(
-            f"{c.OP_CHAT} {model}",
-            self._parent(s, e.span_id),
-            kind=SpanKind.CLIENT,
-            attributes=attrs,
-            start_time=start,
+        span = self.spans.start(
+            f"{c.OP_CHAT} {model}", self._parent(s, e.span_id), attrs, start, SpanKind.CLIENT
         )
         if e.error:
             message = self.redactor.text(e.error)
@@ -594,12 +572,7 @@ class Recorder:
             }
         )
         start = a.ns(e.timestamp)
-        span = self.tracer.start_span(
-            f"{c.OP_EXECUTE_TOOL} {e.function}",
-            self._parent(s, e.span_id),
-            attributes=attrs,
-            start_time=start,
-        )
+        span = self.spans.start(f"{c.OP_EXECUTE_TOOL} {e.function}", self._parent(s, e.span_id), attrs, start)
         if error is not None:
             span.set_status(Status(StatusCode.ERROR, error))
         span.end(end_time=a.ns(e.completed) if e.completed else max(start, _now()))
@@ -619,9 +592,7 @@ class Recorder:
         self._content(attrs, c.SANDBOX_CMD, e.cmd, truncated)
         self._mark_truncated(attrs, truncated)
         start = a.ns(e.timestamp)
-        span = self.tracer.start_span(
-            c.SPAN_SANDBOX, self._parent(s, e.span_id), attributes=attrs, start_time=start
-        )
+        span = self.spans.start(c.SPAN_SANDBOX, self._parent(s, e.span_id), attrs, start)
         if e.result not in (None, 0):
             span.set_status(Status(StatusCode.ERROR, f"exit status {e.result}"))
         span.end(end_time=a.ns(e.completed) if e.completed else start)

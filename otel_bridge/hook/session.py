@@ -35,7 +35,7 @@ class Session:
             c.INSPECT_VERSION: inspect_version,
             c.BRIDGE_VERSION: __version__,
         }
-        self.recorder = Recorder(self.pipeline.tracer, settings, Redactor(), versions)
+        self.recorder = Recorder(self.pipeline.spans, settings, Redactor(), versions)
 
     def finish_batch(self) -> None:
         """End of a run or eval set: deliver what is queued, within the bounded timeout."""
