@@ -45,9 +45,10 @@ from otel_bridge.receiver import ReceiverConfigError, ReceiverOptions, ReceiverS
 from otel_bridge.receiver.file_sink import FileRecordSink
 from otel_bridge.receiver.spool import Spool, SpoolInUse
 from otel_bridge.records import SpanRecord, from_request, read_span_file
+from tests.support.demo_spans import demo_span_file
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLE = Path("/tmp/sample-spans/demo-2models-3samples-2epochs.jsonl")
+SAMPLE = demo_span_file()
 ExportTraceServiceRequest = trace_service_pb2.ExportTraceServiceRequest
 ExportTraceServiceResponse = trace_service_pb2.ExportTraceServiceResponse
 UNTRANSLATABLE = "test.untranslatable"

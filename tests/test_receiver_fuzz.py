@@ -12,7 +12,6 @@ import json
 import socket
 import zlib
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 import grpc
 import pytest
@@ -24,8 +23,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from otel_bridge.otlp_json import json_to_request
 from otel_bridge.receiver import ReceiverOptions, ReceiverServer
 from otel_bridge.records import SpanRecord
+from tests.support.demo_spans import demo_span_file
 
-SAMPLE = Path("/tmp/sample-spans/demo-2models-3samples-2epochs.jsonl")
+SAMPLE = demo_span_file()
 TOKEN = "fuzz-token-0123456789"
 LIMIT = 256 * 1024
 FUZZ = settings(
