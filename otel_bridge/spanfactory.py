@@ -4,8 +4,9 @@ The hook only ever creates spans with known start and end times and hands them t
 processors; the SDK's general-purpose ``Span`` (attribute validation, locks, span metrics, the
 context API) costs ~40 µs a span, five times what building the ``ReadableSpan`` directly costs.
 Everything downstream (processors, exporters) sees ordinary SDK spans. Sampling uses the
-provider's configured sampler (OTEL_TRACES_SAMPLER) for each trace root; children follow their
-root, as the default parent-based sampler does.
+provider's configured sampler (OTEL_TRACES_SAMPLER) for the roots that ask for it (sample
+traces); children follow their root, as the default parent-based sampler does. Other roots (the
+run, the task: few spans that carry the metrics) are always recorded.
 """
 
 from __future__ import annotations
@@ -120,6 +121,7 @@ class SpanFactory:
         start_ns: int,
         kind: SpanKind = SpanKind.INTERNAL,
         links: Sequence[Link] = (),
+        sampled: bool = False,
     ) -> LiteSpan:
         span_id = self._random.getrandbits(64) or 1
         if parent is not None:
@@ -129,8 +131,10 @@ class SpanFactory:
         else:
             parent_ctx = None
             trace_id = self._random.getrandbits(128) or 1
-            decision = self.sampler.should_sample(None, trace_id, name, kind, attributes, links)
-            flags = _SAMPLED if decision.decision.is_sampled() else _NOT_SAMPLED
+            flags = _SAMPLED
+            if sampled:
+                decision = self.sampler.should_sample(None, trace_id, name, kind, attributes, links)
+                flags = _SAMPLED if decision.decision.is_sampled() else _NOT_SAMPLED
         context = SpanContext(trace_id, span_id, False, flags)
         return LiteSpan(self, name, context, parent_ctx, kind, dict(attributes), links, start_ns)
 

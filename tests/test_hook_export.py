@@ -29,7 +29,7 @@ from tests.support.bridge import (
     subprocess_env,
 )
 from tests.support.otlp_capture import OtlpCapture
-from tests.support.spantree import SpanTree
+from tests.support.spantree import SpanTree, expected_shape
 from tests.support.wandb_log import find_run_dirs, wait_for_run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -308,3 +308,25 @@ def test_embedded_default_records_span_file_and_offline_wandb_run(tmp_path: Path
     assert "wandb sync" in result.stderr
     shown = run_cli([OTEL_BRIDGE, "show"], env, cwd=tmp_path)
     assert shown.returncode == 0 and "arithmetic · offline/careful" in shown.stdout
+
+
+def test_sampling_keeps_or_drops_whole_sample_traces(
+    bridge: BridgeEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "traceidratio")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.5")
+    (log,) = eval(arithmetic(samples=12), model="offline/careful", display="none")
+    log = full_log(log)
+    tree = SpanTree(bridge.spans())
+    roots = tree.named(c.SPAN_SAMPLE)
+    assert 0 < len(roots) < 12, "about half of the sample traces are kept"
+    by_trace: dict[str, int] = {}
+    for span in tree.spans:
+        by_trace[span.trace_id] = by_trace.get(span.trace_id, 0) + 1
+    for root in roots:
+        (sample,) = [s for s in log.samples or [] if str(s.id) == root.attr(c.SAMPLE_ID)]
+        assert tree.shape(root) == expected_shape(sample), "a kept trace is complete"
+        assert by_trace[root.trace_id] == 1 + len(tree.descendants(root))
+    assert all(s.parent_id is None or s.parent_id in tree.by_id for s in tree.spans), "no orphan spans"
+    (task,) = tree.named(c.SPAN_TASK)  # the run and task spans, which carry the metrics, are always kept
+    assert len(tree.named(c.SPAN_RUN)) == 1 and task.attr(c.SAMPLES_TOTAL) == 12

@@ -307,7 +307,9 @@ class Recorder:
         if summary.started_at:
             candidates.append(a.ns(_parse_time(summary.started_at)))
         start = min(candidates)
-        span = self.spans.start(c.SPAN_SAMPLE, None, attrs, start, links=[Link(task.span.get_span_context())])
+        span = self.spans.start(
+            c.SPAN_SAMPLE, None, attrs, start, links=[Link(task.span.get_span_context())], sampled=True
+        )
         # child spans carry the ids but not the sample-root-only attributes
         child_base = {k: v for k, v in base.items() if k != c.GEN_AI_CONVERSATION_ID}
         self.samples[data.sample_id] = _SampleTrace(span, child_base, task, task.run_id)
