@@ -129,6 +129,7 @@ LOG_LOCATION: Final = "inspect.log.location"
 SAMPLES_TOTAL: Final = "inspect.samples.total"
 SAMPLES_COMPLETED: Final = "inspect.samples.completed"
 SAMPLES_ERRORED: Final = "inspect.samples.errored"
+SAMPLES_TRACED: Final = "inspect.samples.traced"  # final sample traces emitted for this task
 
 # --- sample -----------------------------------------------------------------------------------
 SAMPLE_INPUT: Final = "inspect.sample.input"
@@ -144,6 +145,9 @@ SAMPLE_LIMIT_REASON: Final = "inspect.sample.limit_reason"
 SAMPLE_WILL_RETRY: Final = "inspect.sample.will_retry"
 SAMPLE_STATUS: Final = "inspect.sample.status"
 SAMPLE_MESSAGE_COUNT: Final = "inspect.sample.message_count"
+SAMPLE_SPAN_COUNT: Final = (
+    "inspect.sample.span_count"  # spans under the root: consumers know when a trace is whole
+)
 # token usage summed over every model a sample or task used (not gen_ai.usage.*: that would be
 # double counted by backends that sum usage over a trace)
 USAGE_INPUT_TOKENS: Final = "inspect.usage.input_tokens"

@@ -406,3 +406,41 @@ def test_evaluation_links_the_wandb_run_when_both_exporters_run() -> None:
     assert link["run_id"]
     plain = next(w for w in WeaveTranslator().feed(_two_models()) if isinstance(w, StartEvaluation))
     assert "wandb" not in plain.attributes
+
+
+def test_arrival_order_does_not_change_the_writes() -> None:
+    """A collector may deliver a sample's root before its children (retries, restarts)."""
+    import random as _random
+
+    from otel_bridge import conventions as conv
+    from otel_bridge.records import read_span_file
+    from tests.support.demo_spans import demo_span_file
+
+    spans = list(read_span_file(demo_span_file()))
+    assert all(
+        isinstance(s.attributes.get(conv.SAMPLE_SPAN_COUNT), int) for s in spans if s.name == conv.SPAN_SAMPLE
+    )
+    in_order = WeaveTranslator().feed(spans)
+    roots_first = sorted(spans, key=lambda s: (s.trace_id, s.name != conv.SPAN_SAMPLE))
+    rng = _random.Random(7)
+    translator = WeaveTranslator()
+    shuffled: list = []  # type: ignore[type-arg]
+    batch = roots_first[:]
+    rng.shuffle(batch)
+    while batch:
+        size = rng.randint(1, 9)
+        shuffled.extend(translator.feed(batch[:size]))
+        batch = batch[size:]
+    assert not translator.held
+    assert sorted(map(repr, shuffled)) == sorted(map(repr, in_order))
+    cut = WeaveTranslator()
+    partial = cut.feed([s for s in roots_first if not s.name.startswith("chat ")])
+    assert cut.held and not any(isinstance(w, LogPrediction) for w in partial)
+    assert len([w for w in cut.finalize("end of input") if isinstance(w, LogPrediction)]) == 12
+    assert not cut.held
+    early_task = WeaveTranslator()  # the task's end before any of its samples: its finish waits for them
+    tasks_first = sorted(spans, key=lambda s: s.name != conv.SPAN_TASK)
+    first = early_task.feed(tasks_first[:6])
+    assert not any(isinstance(w, FinishEvaluation) for w in first) and early_task.held
+    rest = early_task.feed(tasks_first[6:])
+    assert sorted(map(repr, first + rest)) == sorted(map(repr, in_order))

@@ -74,6 +74,7 @@ class _TaskTrace:
     task_name: str
     model: str
     errored: int = 0
+    traced: int = 0  # sample traces ended by sample_end (the rows a consumer should expect)
 
 
 @dataclass
@@ -86,6 +87,7 @@ class _SampleTrace:
     spans: dict[str, tuple[LiteSpan, str | None, str]] = field(default_factory=dict)
     open: dict[str, LiteSpan] = field(default_factory=dict)
     tool_slots: dict[tuple[str | None, str], list[_ToolSlot]] = field(default_factory=dict)
+    children: int = 0  # spans started under the root (inspect.sample.span_count)
 
 
 class Recorder:
@@ -232,6 +234,7 @@ class Recorder:
         reason = "this attempt failed and the task is being retried"
         task.span.set_attributes(
             {
+                c.SAMPLES_TRACED: task.traced,
                 c.TASK_STATUS: "retried",
                 c.SAMPLES_ERRORED: task.errored,
                 c.TASK_ERROR: reason,
@@ -249,6 +252,7 @@ class Recorder:
         if task is None:
             return
         span = task.span
+        span.set_attribute(c.SAMPLES_TRACED, task.traced)
         outcomes = self._outcomes.setdefault(task.run_id, set())
         if log is not None:
             span.set_attributes(a.task_end_attrs(log, task.errored))
@@ -331,6 +335,7 @@ class Recorder:
         )
         s.span.set_status(Status(StatusCode.ERROR, self.redactor.text(message)))
         self._close_children(s, "attempt failed")
+        s.span.set_attribute(c.SAMPLE_SPAN_COUNT, s.children)
         s.span.end()
 
     def sample_end(self, data: SampleEnd) -> None:
@@ -338,6 +343,7 @@ class Recorder:
         if s is None:
             return
         sample = data.sample
+        s.task.traced += 1
         # events Inspect never delivered live (init, anything after a missed emit) are still
         # in the sample: replay the ones not seen, in order
         for event in sample.events:
@@ -367,6 +373,7 @@ class Recorder:
             attrs[c.SAMPLE_STATUS] = "success"
         s.span.set_attributes(attrs)
         self._close_children(s, "sample ended before this span")
+        s.span.set_attribute(c.SAMPLE_SPAN_COUNT, s.children)
         s.span.end()
 
     def _abandon_sample(self, uuid: str, reason: str) -> None:
@@ -376,6 +383,7 @@ class Recorder:
         s.span.set_attributes({c.SAMPLE_STATUS: "cancelled", c.ERROR_TYPE: "cancelled"})
         s.span.set_status(Status(StatusCode.ERROR, reason))
         self._close_children(s, reason)
+        s.span.set_attribute(c.SAMPLE_SPAN_COUNT, s.children)
         s.span.end()
 
     def _close_children(self, s: _SampleTrace, reason: str) -> None:
@@ -419,6 +427,8 @@ class Recorder:
             self._score(s, event)
 
     def _parent(self, s: _SampleTrace, span_id: str | None) -> LiteSpan:
+        """The parent for a new span of this sample (every caller starts exactly one span)."""
+        s.children += 1
         if span_id is not None:
             found = s.spans.get(span_id)
             if found is not None:

@@ -154,6 +154,8 @@ class WeaveSink:
             self._lock.release()
 
     def flush(self, timeout_s: float) -> bool:
+        if self.translator.held:
+            return False  # rows wait for spans still in flight: not everything is written yet
         client = self._client
         if client is None:
             return self._disabled is None or True

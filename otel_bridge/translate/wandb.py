@@ -785,7 +785,8 @@ class WandbTranslator:
         if run.rows and self.options.table_max_rows > 0:
             scorers = sorted({k for row in run.rows.values() for k in row if k.startswith("score/")})
             columns = (*_FIXED_COLUMNS, *scorers, *_TAIL_COLUMNS)
-            rows = tuple(tuple(row.get(col) for col in columns) for row in run.rows.values())
+            # sorted by task × model, sample, epoch: the same table whatever order spans arrived in
+            rows = tuple(tuple(row.get(col) for col in columns) for _, row in sorted(run.rows.items()))
             out.append(LogTable(run.key, TABLE_KEY, columns, rows, self._step(run, end)))
         out.append(UpdateSummary(run.key, summary))
         logs = tuple(run.logs) if self.options.log_artifact else ()

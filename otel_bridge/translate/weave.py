@@ -13,6 +13,7 @@ spans arrive in any order and batch boundary, while a prediction needs its whole
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -270,8 +271,7 @@ def _usage(value: Any) -> dict[str, dict[str, int]]:
 class EvalStats:
     """Running totals per evaluation (bounded: numbers only)."""
 
-    latency_sum: float = 0.0
-    latency_count: int = 0
+    latencies: list[float] = field(default_factory=list)  # summed with fsum: order-independent
     requests: dict[str, int] = field(default_factory=dict)
     last_end_ns: int = 0
 
@@ -287,8 +287,8 @@ def finish_evaluation(span: SpanRecord, stats: EvalStats | None = None) -> Finis
     for model, count in stats.requests.items():
         usage.setdefault(model, {})["requests"] = count
     output: dict[str, Any] = {str(k): dict(v) if isinstance(v, Mapping) else v for k, v in metrics.items()}
-    if stats.latency_count:
-        output["model_latency"] = {"mean": stats.latency_sum / stats.latency_count}
+    if stats.latencies:
+        output["model_latency"] = {"mean": math.fsum(stats.latencies) / len(stats.latencies)}
     output["inspect"] = _drop_none(
         {
             "status": status,
@@ -646,6 +646,7 @@ class _Eval:
     pending: list[LogPrediction] = field(default_factory=list)
     stats: EvalStats = field(default_factory=EvalStats)
     sample_fallback: SpanRecord | None = None
+    traces_seen: int = 0  # final sample traces translated (the task span says how many to expect)
 
 
 def _order(span: SpanRecord) -> int:
@@ -673,6 +674,9 @@ class WeaveTranslator:
         self._buffers: dict[str, dict[str, SpanRecord]] = {}
         self._done_traces: set[str] = set()
         self._predicted: set[str] = set()
+        # sample roots that arrived before all their spans (collector retries reorder requests)
+        self._waiting: dict[str, tuple[SpanRecord, str]] = {}
+        self._finish_waiting: dict[str, SpanRecord] = {}  # task spans waiting for those samples
 
     def _eval(self, eval_id: str) -> _Eval:
         return self._evals.setdefault(eval_id, _Eval())
@@ -694,10 +698,37 @@ class WeaveTranslator:
             self._sample(span, str(eval_id), out)
         elif span.attributes.get(c.SAMPLE_UUID) is not None and span.trace_id not in self._done_traces:
             self._buffers.setdefault(span.trace_id, {})[span.span_id] = span  # a replay overwrites
-            if span.name.startswith(c.OP_CHAT) and eval_id:
-                stats = self._eval(str(eval_id)).stats
-                model = chat_model(span)
-                stats.requests[model] = stats.requests.get(model, 0) + 1
+            waiting = self._waiting.get(span.trace_id)
+            if waiting is not None and self._complete(waiting[0]):
+                del self._waiting[span.trace_id]
+                self._sample(*waiting, out)
+
+    def _rows_missing(self, ev: _Eval, task: SpanRecord, eval_id: str) -> bool:
+        expected = task.attributes.get(c.SAMPLES_TRACED)
+        if any(e == eval_id for _, e in self._waiting.values()):
+            return True
+        return isinstance(expected, int) and ev.traces_seen < expected
+
+    def _complete(self, root: SpanRecord) -> bool:
+        """All the trace's spans are here (older span files carry no count: take what is here)."""
+        expected = root.attributes.get(c.SAMPLE_SPAN_COUNT)
+        return not isinstance(expected, int) or len(self._buffers.get(root.trace_id, {})) >= expected
+
+    @property
+    def held(self) -> bool:
+        """Sample traces (or task ends) still waiting for spans that have not arrived."""
+        return bool(self._waiting or self._finish_waiting)
+
+    def drain(self) -> list[Write]:
+        """Write what is held with whatever has arrived (end of input: nothing more will come)."""
+        out: list[Write] = []
+        for root, eval_id in list(self._waiting.values()):
+            self._waiting.pop(root.trace_id, None)
+            self._sample(root, eval_id, out, force=True)
+        for eval_id, task in list(self._finish_waiting.items()):
+            self._finish_waiting.pop(eval_id, None)
+            self._task(task, eval_id, out, force=True)
+        return out
 
     def _begin(self, ev: _Eval, start: StartEvaluation, out: list[Write]) -> None:
         if ev.started:
@@ -707,16 +738,41 @@ class WeaveTranslator:
         out.extend(ev.pending)
         ev.pending.clear()
 
-    def _task(self, span: SpanRecord, eval_id: str, out: list[Write]) -> None:
+    def _task(self, span: SpanRecord, eval_id: str, out: list[Write], force: bool = False) -> None:
         ev = self._eval(eval_id)
         self._begin(ev, start_evaluation(span, self.wandb_project), out)
+        if (
+            span.name == c.SPAN_TASK
+            and not ev.finished
+            and not force
+            and self._rows_missing(ev, span, eval_id)
+        ):
+            self._finish_waiting[eval_id] = span  # finish after the rows still in flight
+            return
         if span.name == c.SPAN_TASK and not ev.finished:
             ev.finished = True
             out.append(finish_evaluation(span, ev.stats))
 
-    def _sample(self, span: SpanRecord, eval_id: str, out: list[Write]) -> None:
+    def _sample(self, span: SpanRecord, eval_id: str, out: list[Write], force: bool = False) -> None:
+        if span.trace_id in self._done_traces:
+            return
+        if not force and span.trace_id not in self._waiting and not self._complete(span):
+            self._waiting[span.trace_id] = (span, eval_id)
+            return
         descendants = list(self._buffers.pop(span.trace_id, {}).values())
         self._done_traces.add(span.trace_id)
+        ev = self._eval(eval_id)
+        if not span.attributes.get(c.SAMPLE_WILL_RETRY) and span.attributes.get(c.SAMPLE_STATUS) != "retried":
+            ev.traces_seen += 1
+        self._after_sample(span, eval_id, descendants, out)
+        task = self._finish_waiting.get(eval_id)
+        if task is not None and not self._rows_missing(ev, task, eval_id):
+            del self._finish_waiting[eval_id]
+            self._task(task, eval_id, out)
+
+    def _after_sample(
+        self, span: SpanRecord, eval_id: str, descendants: list[SpanRecord], out: list[Write]
+    ) -> None:
         status = span.attributes.get(c.SAMPLE_STATUS)
         if status in _SKIPPED_SAMPLE_STATUSES or span.attributes.get(c.SAMPLE_WILL_RETRY):
             return
@@ -725,9 +781,11 @@ class WeaveTranslator:
             return
         self._predicted.add(pred.key)
         ev = self._eval(eval_id)
+        for chat in (d for d in descendants if d.name.startswith(c.OP_CHAT)):
+            model = chat_model(chat)
+            ev.stats.requests[model] = ev.stats.requests.get(model, 0) + 1
         if pred.model_latency is not None:
-            ev.stats.latency_sum += pred.model_latency
-            ev.stats.latency_count += 1
+            ev.stats.latencies.append(pred.model_latency)
         ev.stats.last_end_ns = max(ev.stats.last_end_ns, span.end_ns)
         if ev.started:
             out.append(pred)
@@ -737,7 +795,7 @@ class WeaveTranslator:
 
     def finalize(self, reason: str) -> list[Write]:
         """Nothing more will arrive: end every open evaluation as failed with ``reason``."""
-        out: list[Write] = []
+        out: list[Write] = self.drain()
         for eval_id, ev in self._evals.items():
             if ev.finished:
                 continue
