@@ -46,7 +46,7 @@ __all__ = ["DEFAULT_PROJECT", "INIT_TIMEOUT_S", "WandbSink", "choose_mode", "rea
 
 DEFAULT_PROJECT = WANDB_DEFAULT_PROJECT
 #: Upper bound on ``wandb.init`` when W&B is slow or unreachable (then the run goes offline).
-INIT_TIMEOUT_S = 15.0
+INIT_TIMEOUT_S = 60.0  # wandb-core start-up on a loaded 2-core machine; runs off the eval loop
 #: Upper bound on uploading at ``finish``; what is not uploaded stays on disk for ``wandb sync``.
 FINISH_TIMEOUT_S = 15.0
 #: How long to wait for the W&B server to answer before writing runs offline.
