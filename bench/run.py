@@ -2,13 +2,15 @@
 
     make bench            # or: .venv/bin/python bench/run.py --samples 300 --reps 3
 
-Each configuration runs a ≥300-sample eval with the full solver chain (system message, react
-agent with a tool call, a self-check call, two scorers) on the zero-latency offline model — the
-worst case for relative overhead. Runs are interleaved (off, file, otlp, off, ...) in fresh
-processes; the table shows medians: wall time and its ratio to "off", process CPU, the extra
-process CPU per span (exporter threads included) and the extra CPU per span on the eval's own
-event-loop thread (the hook's cost, what the eval waits for), and peak RSS. Results are recorded
-in docs/performance.md.
+Configurations: off (bridge disabled), noop (a hook that does nothing: Inspect's own cost of
+delivering events to any hook), file, otlp (file + OTLP to a local receiver), default (file + an
+offline W&B run, the embedded default). Each runs a ≥300-sample eval with the full solver
+chain (system message, react agent with a tool call, a self-check call, two scorers) on the
+zero-latency offline model — the worst case for relative overhead. Runs are interleaved
+(off, noop, file, otlp, default, off, ...) in fresh processes; the table shows medians: wall
+time and its ratio to "off", process CPU, the extra process CPU per span (exporter threads
+included) and the extra CPU per span on the eval's own event-loop thread (what the eval waits
+for), and peak RSS. Results are recorded in docs/performance.md.
 """
 
 from __future__ import annotations
@@ -27,12 +29,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+# what each configuration exports to ("default" is the embedded default: span file + offline W&B run)
+EXPORTERS = {"file": "file", "otlp": "file,otlp", "default": "file,wandb"}
+
 CHILD = r"""
 import json, os, resource, sys, time
 sys.path.insert(0, {examples!r})
 from inspect_ai import eval
 from bridge_demo import arithmetic
 samples = int(sys.argv[1])
+if sys.argv[2] == "noop":  # Inspect's own cost of delivering events to a hook that does nothing
+    from inspect_ai.hooks import Hooks, hooks
+
+    @hooks(name="bench_noop", description="no-op")
+    class Noop(Hooks):
+        async def on_sample_event(self, data): pass
+        async def on_sample_end(self, data): pass
 t0 = time.perf_counter(); r0 = resource.getrusage(resource.RUSAGE_SELF); m0 = time.thread_time()
 logs = eval(arithmetic(samples=samples), model="offline/careful", display="none", max_samples=50)
 m1 = time.thread_time(); r1 = resource.getrusage(resource.RUSAGE_SELF); t1 = time.perf_counter()
@@ -50,21 +62,29 @@ def _run(config: str, samples: int, workdir: Path, otlp_endpoint: str | None) ->
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INSPECT_OTEL_", "OTEL_"))}
     env["INSPECT_LOG_DIR"] = str(workdir / "logs")
     span_dir = workdir / f"spans-{config}-{len(list(workdir.glob('spans-*')))}"
-    if config != "off":
+    if config not in ("off", "noop"):
         env["INSPECT_OTEL_ENABLED"] = "1"
         env["INSPECT_OTEL_DIR"] = str(span_dir)
+        env["INSPECT_OTEL_EXPORTERS"] = EXPORTERS[config]
+        env["WANDB_MODE"] = "offline"
+        env["WANDB_SILENT"] = "true"
+        env["WANDB_DIR"] = str(workdir)
     if config == "otlp":
         assert otlp_endpoint
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp_endpoint
     script = CHILD.format(examples=str(ROOT / "examples"))
     proc = subprocess.run(
-        [sys.executable, "-c", script, str(samples)], env=env, capture_output=True, text=True, cwd=workdir
+        [sys.executable, "-c", script, str(samples), config],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=workdir,
     )
     match = re.search(r"RESULT (.*)", proc.stdout)
     if proc.returncode != 0 or not match:
         raise SystemExit(f"{config} run failed:\n{proc.stdout}\n{proc.stderr}")
     result: dict[str, float] = json.loads(match.group(1))
-    if config != "off":
+    if config not in ("off", "noop"):
         from otel_bridge.records import read_span_file
 
         result["spans"] = sum(1 for p in span_dir.glob("*.jsonl") for _ in read_span_file(p))
@@ -104,7 +124,7 @@ def main() -> None:
 
     from tests.support.otlp_capture import OtlpCapture
 
-    configs = ["off", "file", "otlp"]
+    configs = ["off", "noop", "file", "otlp", "default"]
     results: dict[str, list[dict[str, float]]] = {c: [] for c in configs}
     with tempfile.TemporaryDirectory() as tmp, OtlpCapture() as receiver:
         workdir = Path(tmp)
@@ -137,7 +157,7 @@ def main() -> None:
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for config, wall, ratio, cpu, per_span, loop_per_span, spans, rss in rows:
-        extra = ("-", "-") if config == "off" else (f"{per_span:.0f}", f"{loop_per_span:.0f}")
+        extra = ("-", "-") if not spans else (f"{per_span:.0f}", f"{loop_per_span:.0f}")
         cells = (config, f"{wall:.2f}", f"{ratio:.3f}", f"{cpu:.2f}", *extra, f"{spans:.0f}", f"{rss:.0f}")
         print("| " + " | ".join(cells) + " |")
     print(f"\nimport of otel_bridge._registry with the bridge disabled: {import_ms():.1f} ms (median of 7)")
