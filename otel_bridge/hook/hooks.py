@@ -74,9 +74,12 @@ def _current() -> Session | None:
     return session.current()
 
 
-def _recorder() -> Recorder | None:
+def _forward(where: str, call: Callable[[Recorder], None]) -> None:
+    """Hand a hook call to the recorder of the current run (none when the run is not traced)."""
     session = _current()
-    return session.recorder if session is not None else None
+    if session is not None:
+        recorder = session.recorder
+        _guard(where, lambda: call(recorder))
 
 
 @hooks(name="otel_bridge", description="OpenTelemetry spans for Inspect evals (inspect-otel-bridge)")
@@ -114,36 +117,22 @@ class OtelBridgeHooks(Hooks):
         _guard("on_run_end", end)
 
     async def on_task_start(self, data: TaskStart) -> None:
-        rec = _recorder()
-        if rec is not None:
-            _guard("on_task_start", lambda: rec.task_start(data))
+        _forward("on_task_start", lambda r: r.task_start(data))
 
     async def on_task_end(self, data: TaskEnd) -> None:
-        rec = _recorder()
-        if rec is not None:
-            _guard("on_task_end", lambda: rec.task_end(data))
+        _forward("on_task_end", lambda r: r.task_end(data))
 
     async def on_sample_init(self, data: SampleInit) -> None:
-        rec = _recorder()
-        if rec is not None:
-            _guard("on_sample_init", lambda: rec.sample_init(data))
+        _forward("on_sample_init", lambda r: r.sample_init(data))
 
     async def on_sample_attempt_start(self, data: SampleAttemptStart) -> None:
-        rec = _recorder()
-        if rec is not None:
-            _guard("on_sample_attempt_start", lambda: rec.sample_attempt_start(data))
+        _forward("on_sample_attempt_start", lambda r: r.sample_attempt_start(data))
 
     async def on_sample_event(self, data: SampleEvent) -> None:
-        rec = _recorder()
-        if rec is not None:
-            _guard("on_sample_event", lambda: rec.sample_event(data.sample_id, data.event))
+        _forward("on_sample_event", lambda r: r.sample_event(data.sample_id, data.event))
 
     async def on_sample_attempt_end(self, data: SampleAttemptEnd) -> None:
-        rec = _recorder()
-        if rec is not None:
-            _guard("on_sample_attempt_end", lambda: rec.sample_attempt_end(data))
+        _forward("on_sample_attempt_end", lambda r: r.sample_attempt_end(data))
 
     async def on_sample_end(self, data: SampleEnd) -> None:
-        rec = _recorder()
-        if rec is not None:
-            _guard("on_sample_end", lambda: rec.sample_end(data))
+        _forward("on_sample_end", lambda r: r.sample_end(data))
