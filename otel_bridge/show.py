@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,7 +187,10 @@ def render_summary(view: RunView) -> Table:
 
 
 def show(path: Path, max_depth: int = 6, max_samples: int = 3, console: Console | None = None) -> RunView:
-    console = console or Console()
+    if console is None:
+        # piped or in CI: rich would assume 80 columns and squeeze the results table
+        wide = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+        console = Console(width=140 if wide else None)
     view = RunView.load(path)
     console.print(f"[dim]{path} — {len(view.spans)} spans in {view.report.requests} batches[/dim]")
     console.print(render_tree(view, max_depth, max_samples))

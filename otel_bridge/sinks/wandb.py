@@ -286,6 +286,8 @@ class WandbSink:
         wandb = self._wandb
         settings = wandb.Settings(
             console="off",  # never wrap Inspect's terminal output
+            # the bridge says in one line where the run is; wandb's own banner only if asked for
+            silent=os.environ.get("WANDB_SILENT", "true").strip().lower() not in ("false", "0", "no"),
             save_code=False,
             init_timeout=INIT_TIMEOUT_S,
             finish_timeout=FINISH_TIMEOUT_S,
