@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from inspect_ai.hooks import (
     EvalSetEnd,
@@ -26,7 +26,6 @@ from inspect_ai.hooks import (
 )
 
 from otel_bridge import notify
-from otel_bridge.hook.guard import guard
 from otel_bridge.switch import ENABLED_VAR, FALSE_VALUES, TRUE_VALUES
 
 if TYPE_CHECKING:
@@ -51,6 +50,17 @@ def _enabled() -> bool:
     return answer
 
 
+def _guard(where: str, action: Callable[[], Any]) -> None:
+    try:
+        action()
+    except Exception as exc:  # the eval must never notice the bridge
+        notify.say(
+            f"internal error in {where} ({type(exc).__name__}: {exc}); the eval is unaffected.",
+            key=f"internal:{where}",
+        )
+        notify.logger.debug("bridge error", exc_info=True)
+
+
 def _begin() -> Session:
     # imported on first use: OpenTelemetry's SDK stays out of processes that never trace
     from otel_bridge.hook import session
@@ -65,10 +75,11 @@ def _current() -> Session | None:
 
 
 def _forward(where: str, call: Callable[[Recorder], None]) -> None:
-    """Queue a hook call for the recorder thread (nothing when the run is not traced)."""
+    """Hand a hook call to the recorder of the current run (none when the run is not traced)."""
     session = _current()
     if session is not None:
-        session.submit(where, call)
+        recorder = session.recorder
+        _guard(where, lambda: call(recorder))
 
 
 @hooks(name="otel_bridge", description="OpenTelemetry spans for Inspect evals (inspect-otel-bridge)")
@@ -80,33 +91,30 @@ class OtelBridgeHooks(Hooks):
             return False
 
     async def on_eval_set_start(self, data: EvalSetStart) -> None:
-        guard(
-            "on_eval_set_start",
-            lambda: _begin().submit("on_eval_set_start", lambda r: r.eval_set_start(data)),
-        )
+        _guard("on_eval_set_start", lambda: _begin().recorder.eval_set_start(data))
 
     async def on_eval_set_end(self, data: EvalSetEnd) -> None:
         def end() -> None:
             session = _current()
             if session is not None:
-                session.submit("on_eval_set_end", lambda r: r.eval_set_end(data))
+                session.recorder.eval_set_end(data)
                 session.finish_batch()
 
-        guard("on_eval_set_end", end)
+        _guard("on_eval_set_end", end)
 
     async def on_run_start(self, data: RunStart) -> None:
-        guard("on_run_start", lambda: _begin().submit("on_run_start", lambda r: r.run_start(data)))
+        _guard("on_run_start", lambda: _begin().recorder.run_start(data))
 
     async def on_run_end(self, data: RunEnd) -> None:
         def end() -> None:
             session = _current()
             if session is not None:
-                session.submit("on_run_end", lambda r: r.run_end(data))
+                session.recorder.run_end(data)
                 session.finish_batch()
                 if session.pipeline.file is not None:
                     session.pipeline.file.close_run(data.run_id)
 
-        guard("on_run_end", end)
+        _guard("on_run_end", end)
 
     async def on_task_start(self, data: TaskStart) -> None:
         _forward("on_task_start", lambda r: r.task_start(data))

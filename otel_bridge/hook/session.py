@@ -9,15 +9,12 @@ from __future__ import annotations
 import atexit
 import contextlib
 import threading
-from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 
 from otel_bridge import __version__, notify
 from otel_bridge import conventions as c
 from otel_bridge.config import Settings, load_settings
-from otel_bridge.hook.guard import guard
 from otel_bridge.hook.recorder import Recorder
-from otel_bridge.hook.worker import RecorderWorker
 from otel_bridge.pipeline import Pipeline, Sink
 from otel_bridge.redact import Redactor
 
@@ -39,16 +36,10 @@ class Session:
             c.BRIDGE_VERSION: __version__,
         }
         self.recorder = Recorder(self.pipeline.spans, settings, Redactor(), versions)
-        self.worker = RecorderWorker(guard)
-
-    def submit(self, where: str, job: Callable[[Recorder], None]) -> None:
-        """Run ``job(recorder)`` on the recorder thread, in call order."""
-        recorder = self.recorder
-        self.worker.submit(where, lambda: job(recorder))
 
     def finish_batch(self) -> None:
         """End of a run or eval set: deliver what is queued, within the bounded timeout."""
-        done = self.worker.drain(self.settings.flush_timeout_s) and self.pipeline.flush()
+        done = self.pipeline.flush()
         message = self.pipeline.undelivered_message()
         if message:
             notify.say(message)
@@ -60,7 +51,6 @@ class Session:
             )
 
     def close(self) -> None:
-        self.worker.stop(self.settings.flush_timeout_s)
         self.recorder.abandon_all("process exited before this span ended")
         self.pipeline.shutdown()
         message = self.pipeline.undelivered_message()
