@@ -36,7 +36,6 @@ from tests.support.collector import (
     Binaries,
     Collector,
     Jaeger,
-    build_binaries,
     validate_config,
 )
 from tests.support.otlp_capture import CapturedSpan, OtlpCapture
@@ -68,19 +67,6 @@ CONTENT_KEYS = {
 # ---------------------------------------------------------------------------------------------------
 # fixtures
 # ---------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def binaries() -> Binaries:
-    """Built (or cached) collector and Jaeger executables."""
-    return build_binaries()
-
-
-@pytest.fixture(scope="module")
-def jaeger(binaries: Binaries, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Jaeger]:
-    """One Jaeger for the module; tests keep apart by service name."""
-    proc = Jaeger(binaries.jaeger, tmp_path_factory.mktemp("jaeger"))
-    proc.start()
-    yield proc
-    proc.stop()
 
 
 @pytest.fixture

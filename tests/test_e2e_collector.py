@@ -44,7 +44,6 @@ from tests.support.collector import (
     Binaries,
     Collector,
     Jaeger,
-    build_binaries,
     http_get,
 )
 from tests.support.e2e import (
@@ -94,19 +93,6 @@ class Happy:
 # ---------------------------------------------------------------------------------------------------
 # fixtures
 # ---------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def binaries() -> Binaries:
-    """Built (or cached) collector and Jaeger executables."""
-    return build_binaries()
-
-
-@pytest.fixture(scope="module")
-def jaeger(binaries: Binaries, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Jaeger]:
-    """One Jaeger for the module; evals keep apart by OTEL_SERVICE_NAME."""
-    proc = Jaeger(binaries.jaeger, tmp_path_factory.mktemp("jaeger"))
-    proc.start()
-    yield proc
-    proc.stop()
 
 
 def new_service() -> str:
