@@ -25,9 +25,3 @@ def say(message: str, key: str | None = None) -> None:
     except Exception:
         pass
     logger.debug(message)
-
-
-def forget() -> None:
-    """Tests and new runs may want to hear a message again."""
-    with _lock:
-        _said.clear()

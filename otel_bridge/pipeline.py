@@ -19,7 +19,6 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
 )
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Tracer
 
 from otel_bridge import __version__
 from otel_bridge import conventions as c
@@ -83,7 +82,6 @@ class Pipeline:
         self.sinks.extend(extra or [])
         for sink in self.sinks:
             self.provider.add_span_processor(sink.processor)
-        self.tracer: Tracer = self.provider.get_tracer(c.SCOPE_NAME, __version__)
         # the hook's spans: built straight into ReadableSpans for these same processors
         self.spans = SpanFactory(
             self.provider.resource,

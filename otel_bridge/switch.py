@@ -3,7 +3,3 @@
 ENABLED_VAR = "INSPECT_OTEL_ENABLED"
 TRUE_VALUES = frozenset({"1", "true", "yes", "on"})
 FALSE_VALUES = frozenset({"0", "false", "no", "off", ""})
-
-
-def is_truthy(raw: str | None) -> bool:
-    return raw is not None and raw.strip().lower() in TRUE_VALUES
