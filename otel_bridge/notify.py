@@ -25,3 +25,9 @@ def say(message: str, key: str | None = None) -> None:
     except Exception:
         pass
     logger.debug(message)
+
+
+def forget() -> None:
+    """Tests may want to hear a message again."""
+    with _lock:
+        _said.clear()
