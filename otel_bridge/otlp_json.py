@@ -79,96 +79,108 @@ def json_to_request(text: str | bytes) -> ExportTraceServiceRequest:
 
 
 # --- direct encoding of SDK spans ------------------------------------------------------------
-# MessageToDict costs ~1 ms a span; the file sink encodes every span, so it builds the OTLP/JSON
-# document straight from the SDK objects (equivalence with the protobuf path is tested).
+# MessageToDict costs ~1 ms a span; the file sink encodes every span, so it writes the OTLP/JSON
+# text straight from the SDK objects (equivalence with the protobuf path is tested). It builds
+# strings only, never a dict tree: a batch of 512 spans as dicts is ~40,000 live containers,
+# enough to trigger the garbage collector's full passes over the eval's whole heap.
+
+_str = json.encoder.encode_basestring  # JSON string, non-ASCII kept
 
 
-def _any(value: Any) -> dict[str, Any]:
-    if isinstance(value, bool):
-        return {"boolValue": value}
-    if isinstance(value, int):
-        return {"intValue": str(value)}
-    if isinstance(value, float):
-        return {"doubleValue": value}
+def _float(value: float) -> str:
+    if value != value:
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "Infinity" if value > 0 else "-Infinity"
+    return float.__repr__(value)
+
+
+def _any(value: Any) -> str:
     if isinstance(value, str):
-        return {"stringValue": value}
+        return '{"stringValue":' + _str(value) + "}"
+    if isinstance(value, bool):
+        return '{"boolValue":true}' if value else '{"boolValue":false}'
+    if isinstance(value, int):
+        return '{"intValue":"' + str(value) + '"}'
+    if isinstance(value, float):
+        return '{"doubleValue":' + _float(value) + "}"
     if isinstance(value, (list, tuple)):
-        return {"arrayValue": {"values": [_any(v) for v in value]}}
+        return '{"arrayValue":{"values":[' + ",".join([_any(v) for v in value]) + "]}}"
     if isinstance(value, bytes):
-        return {"bytesValue": base64.b64encode(value).decode()}
-    return {"stringValue": str(value)}
+        return '{"bytesValue":"' + base64.b64encode(value).decode() + '"}'
+    return '{"stringValue":' + _str(str(value)) + "}"
 
 
-def _kvs(attributes: Any) -> list[dict[str, Any]]:
-    return [{"key": k, "value": _any(v)} for k, v in (attributes or {}).items()]
+def _kvs(attributes: Any) -> str:
+    return (
+        "["
+        + ",".join(['{"key":' + _str(k) + ',"value":' + _any(v) + "}" for k, v in attributes.items()])
+        + "]"
+    )
 
 
-def _flags(context: Any) -> int:
+def _flags(context: Any) -> str:
     """OTLP span flags: 'is-remote is known' (0x100), plus 0x200 when the context is remote."""
-    return 0x100 | (0x200 if context is not None and context.is_remote else 0)
+    return "768" if context is not None and context.is_remote else "256"
 
 
-def _span_dict(span: Any) -> dict[str, Any]:
+def _span_json(span: Any) -> str:
     ctx = span.context
-    out: dict[str, Any] = {
-        "traceId": f"{ctx.trace_id:032x}",
-        "spanId": f"{ctx.span_id:016x}",
-        "name": span.name,
-        "kind": span.kind.value + 1,
-        "startTimeUnixNano": str(span.start_time or 0),
-        "endTimeUnixNano": str(span.end_time or 0),
-    }
+    parts = [
+        f'{{"traceId":"{ctx.trace_id:032x}","spanId":"{ctx.span_id:016x}","name":{_str(span.name)},'
+        f'"kind":{span.kind.value + 1},"startTimeUnixNano":"{span.start_time or 0}",'
+        f'"endTimeUnixNano":"{span.end_time or 0}"'
+    ]
     if span.parent is not None:
-        out["parentSpanId"] = f"{span.parent.span_id:016x}"
-    out["flags"] = _flags(span.parent)
+        parts.append(f',"parentSpanId":"{span.parent.span_id:016x}"')
+    parts.append(',"flags":' + _flags(span.parent))
     if span.attributes:
-        out["attributes"] = _kvs(span.attributes)
+        parts.append(',"attributes":' + _kvs(span.attributes))
     if span.events:
-        out["events"] = [
-            {
-                "timeUnixNano": str(e.timestamp),
-                "name": e.name,
-                **({"attributes": _kvs(e.attributes)} if e.attributes else {}),
-            }
-            for e in span.events
-        ]
+        events = []
+        for e in span.events:
+            attrs = ',"attributes":' + _kvs(e.attributes) if e.attributes else ""
+            events.append(f'{{"timeUnixNano":"{e.timestamp}","name":{_str(e.name)}{attrs}}}')
+        parts.append(',"events":[' + ",".join(events) + "]")
     if span.links:
-        out["links"] = [
-            {
-                "traceId": f"{ln.context.trace_id:032x}",
-                "spanId": f"{ln.context.span_id:016x}",
-                "flags": _flags(ln.context),
-                **({"attributes": _kvs(ln.attributes)} if ln.attributes else {}),
-            }
-            for ln in span.links
-        ]
-    status: dict[str, Any] = {}
+        links = []
+        for ln in span.links:
+            attrs = ',"attributes":' + _kvs(ln.attributes) if ln.attributes else ""
+            links.append(
+                f'{{"traceId":"{ln.context.trace_id:032x}","spanId":"{ln.context.span_id:016x}",'
+                f'"flags":{_flags(ln.context)}{attrs}}}'
+            )
+        parts.append(',"links":[' + ",".join(links) + "]")
+    status = []
     if span.status.status_code.value:
-        status["code"] = span.status.status_code.value
+        status.append(f'"code":{span.status.status_code.value}')
     if span.status.description:
-        status["message"] = span.status.description
-    out["status"] = status
-    return out
+        status.append('"message":' + _str(span.status.description))
+    parts.append(',"status":{' + ",".join(status) + "}}")
+    return "".join(parts)
 
 
 def spans_to_json(spans: Any) -> str:
     """SDK ReadableSpans → one OTLP/JSON ExportTraceServiceRequest (a span-file line)."""
-    groups: dict[int, tuple[Any, dict[tuple[str, str], list[dict[str, Any]]]]] = {}
+    groups: dict[int, tuple[Any, dict[tuple[str, str], list[str]]]] = {}
     for span in spans:
         resource = span.resource
         scope = span.instrumentation_scope
         key = (scope.name if scope else "", (scope.version or "") if scope else "")
-        groups.setdefault(id(resource), (resource, {}))[1].setdefault(key, []).append(_span_dict(span))
-    doc = {
-        "resourceSpans": [
-            {
-                "resource": {"attributes": _kvs(resource.attributes)},
-                "scopeSpans": [
-                    {"scope": {"name": name, **({"version": version} if version else {})}, "spans": items}
-                    for (name, version), items in scopes.items()
-                ],
-            }
-            for resource, scopes in groups.values()
-        ]
-    }
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+        groups.setdefault(id(resource), (resource, {}))[1].setdefault(key, []).append(_span_json(span))
+    resource_spans = []
+    for resource, scopes in groups.values():
+        scope_spans = []
+        for (name, version), items in scopes.items():
+            version_json = ',"version":' + _str(version) if version else ""
+            scope_spans.append(
+                f'{{"scope":{{"name":{_str(name)}{version_json}}},"spans":[' + ",".join(items) + "]}"
+            )
+        resource_spans.append(
+            '{"resource":{"attributes":'
+            + _kvs(resource.attributes or {})
+            + '},"scopeSpans":['
+            + ",".join(scope_spans)
+            + "]}"
+        )
+    return '{"resourceSpans":[' + ",".join(resource_spans) + "]}"

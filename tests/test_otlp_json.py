@@ -22,7 +22,23 @@ def _spans() -> list:  # type: ignore[type-arg]
     provider.add_span_processor(SimpleSpanProcessor(memory))
     tracer = provider.get_tracer("scope", "1.2")
     with tracer.start_as_current_span(
-        "root", kind=SpanKind.SERVER, attributes={"s": 'é"x', "i": 7, "f": 0.5, "b": True, "l": ["a", "b"]}
+        "root",
+        kind=SpanKind.SERVER,
+        attributes={
+            "s": 'é"x\\ \n\t\x00\u2028 🧪 </script>',
+            "i": 7,
+            "big": 2**62,
+            "neg": -3,
+            "f": 0.5,
+            "tiny": 1e-300,
+            "huge": 1.5e300,
+            "b": True,
+            "no": False,
+            "l": ["a", "b"],
+            "li": [1, 2],
+            "lf": [0.25, -1.0],
+            "lb": [True, False],
+        },
     ) as root:
         root.add_event("evt", {"gen_ai.evaluation.score.value": 1.0, "k": "v"}, timestamp=123)
         with tracer.start_as_current_span(
@@ -31,6 +47,9 @@ def _spans() -> list:  # type: ignore[type-arg]
             child.set_status(Status(StatusCode.ERROR, "boom"))
         with tracer.start_as_current_span("plain"):
             pass
+    other = provider.get_tracer("other-scope")  # no version: a second scope in the same request
+    with other.start_as_current_span("ünïcode name", attributes={"k": ""}):
+        pass
     return list(memory.get_finished_spans())
 
 
