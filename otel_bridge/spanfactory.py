@@ -12,6 +12,7 @@ run, the task: few spans that carry the metrics) are always recorded.
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,24 +25,15 @@ from opentelemetry.trace.status import Status
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
+_UNSET = Status()
 
 
-class LiteSpan:
-    """A span being recorded: mutable until ``end``, then emitted once as a ReadableSpan."""
+class LiteSpan(ReadableSpan):
+    """A span being recorded: mutable until ``end``, then handed to the processors as itself.
 
-    __slots__ = (
-        "_factory",
-        "name",
-        "context",
-        "parent",
-        "kind",
-        "attributes",
-        "events",
-        "links",
-        "status",
-        "start_ns",
-        "ended",
-    )
+    Being its own ``ReadableSpan`` saves building a second object per span; the attributes dict
+    is owned by the span (callers pass a fresh one), so nothing is copied.
+    """
 
     def __init__(
         self,
@@ -54,41 +46,53 @@ class LiteSpan:
         links: Sequence[Link],
         start_ns: int,
     ) -> None:
+        super().__init__(
+            name=name,
+            context=context,
+            parent=parent,
+            resource=factory.resource,
+            attributes=attributes,
+            events=(),
+            links=links,
+            kind=kind,
+            status=_UNSET,
+            start_time=start_ns,
+            instrumentation_scope=factory.scope,
+        )
+        # typed handles on ReadableSpan's own fields (it declares them optional)
+        self.span_context = context
+        self.attrs = attributes
+        self._events: list[Event] = []
         self._factory = factory
-        self.name = name
-        self.context = context
-        self.parent = parent
-        self.kind = kind
-        self.attributes = attributes
-        self.events: list[Event] = []
-        self.links = tuple(links)
-        self.status = Status()
-        self.start_ns = start_ns
-        self.ended = False
 
     def get_span_context(self) -> SpanContext:
-        return self.context
+        return self.span_context
+
+    @property
+    def ended(self) -> bool:
+        return self._end_time is not None
 
     def set_attribute(self, key: str, value: Any) -> None:
-        self.attributes[key] = value
+        self.attrs[key] = value
 
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
-        self.attributes.update(attributes)
+        self.attrs.update(attributes)
 
     def add_event(
         self, name: str, attributes: Mapping[str, Any] | None = None, timestamp: int | None = None
     ) -> None:
-        self.events.append(Event(name, dict(attributes or {}), timestamp))
+        self._events.append(Event(name, dict(attributes or {}), timestamp))
 
     def set_status(self, status: Status) -> None:
-        self.status = status
+        self._status = status
 
     def end(self, end_time: int | None = None) -> None:
-        if self.ended:
+        if self._end_time is not None:
             return
-        self.ended = True
-        if self.context.trace_flags.sampled:
-            self._factory.emit(self, end_time if end_time is not None else self._factory.now())
+        end = end_time if end_time is not None else self._factory.now()
+        self._end_time = max(end, self._start_time or 0)
+        if self.span_context.trace_flags.sampled:
+            self._factory.emit(self)
 
 
 class SpanFactory:
@@ -109,8 +113,6 @@ class SpanFactory:
 
     @staticmethod
     def now() -> int:
-        import time
-
         return time.time_ns()
 
     def start(
@@ -123,11 +125,12 @@ class SpanFactory:
         links: Sequence[Link] = (),
         sampled: bool = False,
     ) -> LiteSpan:
+        """Start a span; it takes ``attributes`` as its own (pass a dict nobody else changes)."""
         span_id = self._random.getrandbits(64) or 1
         if parent is not None:
-            parent_ctx: SpanContext | None = parent.context
-            trace_id = parent.context.trace_id
-            flags = parent.context.trace_flags
+            parent_ctx: SpanContext | None = parent.span_context
+            trace_id = parent.span_context.trace_id
+            flags = parent.span_context.trace_flags
         else:
             parent_ctx = None
             trace_id = self._random.getrandbits(128) or 1
@@ -136,22 +139,8 @@ class SpanFactory:
                 decision = self.sampler.should_sample(None, trace_id, name, kind, attributes, links)
                 flags = _SAMPLED if decision.decision.is_sampled() else _NOT_SAMPLED
         context = SpanContext(trace_id, span_id, False, flags)
-        return LiteSpan(self, name, context, parent_ctx, kind, dict(attributes), links, start_ns)
+        return LiteSpan(self, name, context, parent_ctx, kind, attributes, tuple(links), start_ns)
 
-    def emit(self, span: LiteSpan, end_ns: int) -> None:
-        readable = ReadableSpan(
-            name=span.name,
-            context=span.context,
-            parent=span.parent,
-            resource=self.resource,
-            attributes=span.attributes,
-            events=tuple(span.events),
-            links=span.links,
-            kind=span.kind,
-            status=span.status,
-            start_time=span.start_ns,
-            end_time=max(end_ns, span.start_ns),
-            instrumentation_scope=self.scope,
-        )
+    def emit(self, span: LiteSpan) -> None:
         for processor in self.processors:
-            processor.on_end(readable)
+            processor.on_end(span)
