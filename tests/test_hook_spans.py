@@ -6,13 +6,16 @@ import json
 import re
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from bridge_demo import arithmetic, arithmetic_quick
-from inspect_ai import eval
+from inspect_ai import Task, eval
+from inspect_ai.dataset import Sample
 from inspect_ai.event import ModelEvent
-from inspect_ai.log import EvalLog
-from inspect_ai.model import get_model
+from inspect_ai.log import EvalLog, resolve_sample_attachments
+from inspect_ai.model import ChatMessage, ContentText, get_model
+from inspect_ai.solver import Generate, TaskState, solver
 
 from otel_bridge import conventions as c
 from otel_bridge.hook.attributes import numeric
@@ -90,6 +93,98 @@ def test_model_spans_are_not_duplicated_and_use_inspect_times(run: tuple[list[Ev
                 assert event.completed is not None
                 assert abs(span.end_ns - event.completed.timestamp() * 1e9) < 2_000
                 assert span.attr(c.GEN_AI_RESPONSE_ID) == event.output.response_id
+
+
+def _texts(messages: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(role, text) of GenAI messages: text parts, tool calls and tool responses."""
+    out = []
+    for m in messages:
+        bits = []
+        for part in m["parts"]:
+            if part["type"] == "text":
+                bits.append(part["content"])
+            elif part["type"] == "tool_call":
+                bits.append(f"{part['name']}{json.dumps(part['arguments'], sort_keys=True)}")
+            elif part["type"] == "tool_call_response":
+                bits.append(str(part["response"]))
+        out.append((m["role"], "".join(bits)))
+    return out
+
+
+def _inspect_texts(messages: list[ChatMessage]) -> list[tuple[str, str]]:
+    out = []
+    for m in messages:
+        if m.role == "system":
+            continue
+        calls = getattr(m, "tool_calls", None) or []
+        text = m.text + "".join(f"{t.function}{json.dumps(t.arguments, sort_keys=True)}" for t in calls)
+        out.append((m.role, text))
+    return out
+
+
+def test_input_messages_are_each_calls_conversation(run: tuple[list[EvalLog], SpanTree]) -> None:
+    """Messages are encoded once per sample and reused: every call must still show its own input."""
+    logs, tree = run
+    checked = 0
+    for log in logs:
+        for sample in log.samples or []:
+            (root,) = tree.sample(log.eval.eval_id, sample.id, sample.epoch)
+            chats = sorted(
+                (s for s in tree.descendants(root) if s.name.startswith("chat ")), key=lambda s: s.start_ns
+            )
+            resolved = resolve_sample_attachments(sample)  # the log stores long texts once, by reference
+            events = sorted(
+                (e for e in resolved.events if isinstance(e, ModelEvent)), key=lambda e: e.timestamp
+            )
+            for span, event in zip(chats, events, strict=True):
+                assert _texts(json.loads(span.attr(c.GEN_AI_INPUT_MESSAGES))) == _inspect_texts(event.input)
+                assert span.attr(c.INPUT_VALUE) == span.attr(c.GEN_AI_INPUT_MESSAGES)
+                system = [m.text for m in event.input if m.role == "system"]
+                instructions = json.loads(span.attr(c.GEN_AI_SYSTEM_INSTRUCTIONS))
+                assert [p["content"] for p in instructions] == system
+                checked += 1
+    assert checked == sum(
+        len([e for e in s.events if isinstance(e, ModelEvent)]) for g in logs for s in g.samples or []
+    )
+
+
+@solver
+def _edit_between_calls():  # type: ignore[no-untyped-def]
+    """Two model calls with the conversation edited in place between them."""
+
+    async def solve(state: TaskState, generate: Generate) -> TaskState:
+        state = await generate(state, tool_calls="none")
+        state.messages[0].content = "edited question"  # a str content replaced
+        reply = state.messages[-1]
+        reply.content = [ContentText(text="first part"), ContentText(text="second part")]
+        state = await generate(state, tool_calls="none")
+        assert isinstance(state.messages[1].content, list)
+        state.messages[1].content[1].text = "second part, edited"  # a part edited in place
+        return await generate(state, tool_calls="none")
+
+    return solve
+
+
+def test_messages_edited_in_place_are_encoded_again(tmp_path: Path) -> None:
+    """A solver editing the conversation between calls: each call shows the text it was sent."""
+    env = BridgeEnv(tmp_path)
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.env().items():
+            mp.setenv(key, value)
+        (log,) = eval(
+            Task(dataset=[Sample(input="original question", target="x")], solver=_edit_between_calls()),
+            model="offline/careful",
+            display="none",
+            log_dir=str(env.log_dir),
+        )
+    assert log.status == "success", log.error
+    chats = sorted((s for s in env.spans() if s.name.startswith("chat ")), key=lambda s: s.start_ns)
+    inputs = [_texts(json.loads(s.attr(c.GEN_AI_INPUT_MESSAGES))) for s in chats]
+    assert len(inputs) == 3
+    assert inputs[0] == [("user", "original question")]
+    assert inputs[1][0] == ("user", "edited question")
+    assert inputs[1][1] == ("assistant", "first partsecond part")
+    assert inputs[2][1] == ("assistant", "first partsecond part, edited")
 
 
 def test_children_lie_inside_their_parents(run: tuple[list[EvalLog], SpanTree]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from inspect_ai.model import ChatMessage, ChatMessageTool, ModelOutput
+from inspect_ai.model import ChatMessage, ChatMessageAssistant, ChatMessageTool, ModelOutput
 from inspect_ai.tool import ToolInfo
 
 from otel_bridge.hook.content import to_jsonable
@@ -58,6 +58,34 @@ def message_json(message: ChatMessage) -> dict[str, Any]:
         parts.append({"type": "tool_call", "id": call.id, "name": call.function, "arguments": call.arguments})
     out: dict[str, Any] = {"role": role, "parts": parts}
     return out
+
+
+def system_parts(message: ChatMessage) -> list[dict[str, Any]]:
+    """A system message's parts, for gen_ai.system_instructions."""
+    return _parts(message.content)
+
+
+def fingerprint(message: ChatMessage) -> tuple[Any, ...]:
+    """The objects a message's JSON is made of, compared by identity to reuse its encoding.
+
+    Inspect passes the same message objects to every later model call of a sample; a solver
+    that edits a message replaces one of these objects (content, a part's text, the tool
+    calls), which changes the fingerprint. Holding the objects keeps their ids from being reused.
+    """
+    content = message.content
+    refs: list[Any] = [message, content]
+    if not isinstance(content, str):
+        for item in content:  # a part edited in place changes one of its field objects
+            refs.append(item)
+            refs.extend(vars(item).values())
+    if isinstance(message, ChatMessageAssistant) and message.tool_calls:
+        calls = message.tool_calls
+        refs.append(calls)
+        refs.extend(calls)
+        refs.extend(call.arguments for call in calls)
+    elif isinstance(message, ChatMessageTool):
+        refs.append(message.error)
+    return tuple(refs)
 
 
 def split_system(messages: list[ChatMessage]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

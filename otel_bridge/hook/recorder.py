@@ -8,6 +8,7 @@ started and ended with the timestamps Inspect recorded, not the time a hook happ
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,13 +34,21 @@ from inspect_ai.hooks import (
     TaskStart,
 )
 from inspect_ai.log import EvalLog
+from inspect_ai.model import ChatMessage
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from otel_bridge import conventions as c
 from otel_bridge.config import Settings
 from otel_bridge.hook import attributes as a
-from otel_bridge.hook.content import bounded_json, to_jsonable
-from otel_bridge.hook.messages import finish_reasons, output_messages, split_system, tool_definitions
+from otel_bridge.hook.content import bounded_json, dumps, to_jsonable
+from otel_bridge.hook.messages import (
+    fingerprint,
+    finish_reasons,
+    message_json,
+    output_messages,
+    system_parts,
+    tool_definitions,
+)
 from otel_bridge.redact import Redactor
 from otel_bridge.spanfactory import LiteSpan, SpanFactory
 
@@ -88,6 +97,8 @@ class _SampleTrace:
     open: dict[str, LiteSpan] = field(default_factory=dict)
     tool_slots: dict[tuple[str | None, str], list[_ToolSlot]] = field(default_factory=dict)
     children: int = 0  # spans started under the root (inspect.sample.span_count)
+    # id(message) -> (fingerprint, its redacted JSON, bytes): each message encoded once per sample
+    encoded: dict[int, tuple[tuple[Any, ...], str, int]] = field(default_factory=dict)
 
 
 class Recorder:
@@ -121,6 +132,53 @@ class Recorder:
             attrs[key] = text
             if cut:
                 truncated.append(key)
+
+    def _input_messages(
+        self, s: _SampleTrace, messages: list[ChatMessage], attrs: Attrs, truncated: list[str]
+    ) -> None:
+        """gen_ai.input.messages (mirrored in input.value) and gen_ai.system_instructions.
+
+        Each model call carries the whole conversation so far. Every message is encoded once
+        per sample and reused by later calls while it is unchanged, so an agent loop costs
+        O(turns), not O(turns²); over the byte budget the whole list is truncated as one value.
+        """
+        budget = self.settings.content_max_bytes
+        system: list[str] = []
+        fragments: list[str] = []
+        size = 1
+        for message in messages:
+            refs = fingerprint(message)
+            cached = s.encoded.get(id(message))
+            if cached is not None and _same(cached[0], refs):
+                text, nbytes = cached[1], cached[2]
+            else:
+                # a system message is kept as its parts (gen_ai.system_instructions), inner JSON only
+                value = system_parts(message) if message.role == "system" else message_json(message)
+                text = self.redactor.text(dumps(value))
+                if message.role == "system":
+                    text = text[1:-1]
+                nbytes = len(text.encode("utf-8"))
+                if nbytes <= budget:
+                    s.encoded[id(message)] = (refs, text, nbytes)
+            if message.role == "system":
+                if text:
+                    system.append(text)
+                continue
+            fragments.append(text)
+            size += nbytes + 1
+        if system:
+            joined_system = "[" + ",".join(system) + "]"
+            if len(joined_system) * 4 <= budget or len(joined_system.encode("utf-8")) <= budget:
+                attrs[c.GEN_AI_SYSTEM_INSTRUCTIONS] = joined_system
+            else:
+                parts = [p for m in messages if m.role == "system" for p in system_parts(m)]
+                self._content(attrs, c.GEN_AI_SYSTEM_INSTRUCTIONS, parts, truncated)
+        if size <= budget:
+            joined = "[" + ",".join(fragments) + "]"
+            attrs[c.GEN_AI_INPUT_MESSAGES] = attrs[c.INPUT_VALUE] = joined
+        else:
+            rest = [message_json(m) for m in messages if m.role != "system"]
+            self._content(attrs, (c.GEN_AI_INPUT_MESSAGES, c.INPUT_VALUE), rest, truncated)
 
     def _tool_definitions(self, attrs: Attrs, e: ModelEvent, truncated: list[str]) -> None:
         """The same tools are offered on every turn of an agent loop: encode them once."""
@@ -226,7 +284,7 @@ class Recorder:
         self.tasks[data.eval_id] = _TaskTrace(span, base, data.run_id, spec.task, spec.model)
         # Announce the task at once: consumers that only see ended spans (an OTLP receiver, a
         # collector) learn here that it is running, long before the task span itself ends.
-        marker = self.spans.start(c.SPAN_TASK_STARTED, span, attrs, now)
+        marker = self.spans.start(c.SPAN_TASK_STARTED, span, dict(attrs), now)
         marker.end(end_time=now)
 
     def _end_retried_task(self, eval_id: str) -> None:
@@ -349,7 +407,7 @@ class Recorder:
         for event in sample.events:
             self._dispatch(s, event)
         attrs = a.sample_end_attrs(sample, self.settings.capture_content, self.redactor)
-        truncated: list[str] = list(s.span.attributes.get(c.TRUNCATED, ()))
+        truncated: list[str] = list(s.span.attrs.get(c.TRUNCATED, ()))
         # the summary seen at start may be thinned by Inspect: record the full input now
         self._content(attrs, (c.SAMPLE_INPUT, c.INPUT_VALUE), sample.input, truncated)
         completion = sample.output.completion if sample.output else None
@@ -406,25 +464,17 @@ class Recorder:
             self._dispatch(s, event)
 
     def _dispatch(self, s: _SampleTrace, event: Event) -> None:
-        if event.pending:
+        # most events (state, store, step, info, logger...) make no span: leave at once
+        kind = type(event)
+        handler = _HANDLERS[kind] if kind in _HANDLERS else _resolve(kind)
+        if handler is None or event.pending:
             return
         uid = event.uuid
         if uid is not None:
             if uid in s.seen:
                 return  # Inspect delivers every completed model event twice
             s.seen.add(uid)
-        if isinstance(event, SpanBeginEvent):
-            self._span_begin(s, event)
-        elif isinstance(event, SpanEndEvent):
-            self._span_end(s, event)
-        elif isinstance(event, ModelEvent):
-            self._model(s, event)
-        elif isinstance(event, ToolEvent):
-            self._tool(s, event)
-        elif isinstance(event, SandboxEvent):
-            self._sandbox(s, event)
-        elif isinstance(event, ScoreEvent):
-            self._score(s, event)
+        handler(self, s, event)
 
     def _parent(self, s: _SampleTrace, span_id: str | None) -> LiteSpan:
         """The parent for a new span of this sample (every caller starts exactly one span)."""
@@ -523,10 +573,7 @@ class Recorder:
             attrs.update(a.usage_attrs(output.usage))
         truncated: list[str] = []
         if self.settings.capture_content:
-            system, messages = split_system(e.input)
-            if system:
-                self._content(attrs, c.GEN_AI_SYSTEM_INSTRUCTIONS, system, truncated)
-            self._content(attrs, (c.GEN_AI_INPUT_MESSAGES, c.INPUT_VALUE), messages, truncated)
+            self._input_messages(s, e.input, attrs, truncated)
             if e.tools:
                 self._tool_definitions(attrs, e, truncated)
             if output is not None and output.choices and not e.error:
@@ -637,6 +684,30 @@ class Recorder:
     @property
     def idle(self) -> bool:
         return not (self.runs or self.eval_sets or self.tasks or self.samples)
+
+
+_Handler = Callable[[Recorder, _SampleTrace, Any], None]
+_SPAN_EVENTS: dict[type, _Handler] = {
+    SpanBeginEvent: Recorder._span_begin,
+    SpanEndEvent: Recorder._span_end,
+    ModelEvent: Recorder._model,
+    ToolEvent: Recorder._tool,
+    SandboxEvent: Recorder._sandbox,
+    ScoreEvent: Recorder._score,
+}
+_HANDLERS: dict[type, _Handler | None] = dict(_SPAN_EVENTS)  # every event type seen, by exact type
+
+
+def _resolve(kind: type) -> _Handler | None:
+    """The handler for an event type not seen before (a subclass, or an event that makes no span)."""
+    handler = next((h for base, h in _SPAN_EVENTS.items() if issubclass(kind, base)), None)
+    if len(_HANDLERS) < 256:
+        _HANDLERS[kind] = handler
+    return handler
+
+
+def _same(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
 
 
 def _is_cancellation(exc: BaseException) -> bool:
