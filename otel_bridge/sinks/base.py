@@ -21,6 +21,9 @@ from otel_bridge.records import SpanRecord, from_readable
 
 
 class RecordSink(Protocol):
+    """A sink may also set ``span_names`` (a frozenset): the only spans it uses, so the
+    in-process processor skips the others before queueing them."""
+
     name: str
 
     def consume(self, records: Sequence[SpanRecord]) -> None:
@@ -55,6 +58,7 @@ class RecordSinkProcessor(SpanProcessor):
 
     def __init__(self, sink: RecordSink, max_queue: int = 20_000, batch: int = 256) -> None:
         self.sink = sink
+        self.names: frozenset[str] | None = getattr(sink, "span_names", None)
         self.batch = batch
         self.dropped = 0
         self._queue: queue.Queue[object] = queue.Queue(max_queue)
@@ -67,9 +71,12 @@ class RecordSinkProcessor(SpanProcessor):
         return None
 
     def on_end(self, span: ReadableSpan) -> None:
+        # runs on the eval's loop: filter and enqueue only, the worker converts
+        if self.names is not None and span.name not in self.names:
+            return
         try:
             self._idle.clear()
-            self._queue.put_nowait(from_readable(span))
+            self._queue.put_nowait(span)
         except queue.Full:
             self.dropped += 1
 
@@ -90,7 +97,7 @@ class RecordSinkProcessor(SpanProcessor):
                     break
                 records.append(nxt)
             try:
-                self.sink.consume([r for r in records if isinstance(r, SpanRecord)])
+                self.sink.consume([from_readable(r) for r in records if isinstance(r, ReadableSpan)])
             except Exception as exc:
                 notify.say(
                     f"the {self.sink.name} exporter failed ({type(exc).__name__}: {exc}); the span file "

@@ -59,7 +59,8 @@ TABLE_KEY = "samples"
 #: metrics Inspect will report; without it accuracy (categorical scores) or mean is used.
 SCORER_METRICS_HINT = "inspect.task.scorer_metrics"
 
-_RELEVANT = frozenset({c.SPAN_EVAL_SET, c.SPAN_RUN, c.SPAN_TASK, c.SPAN_TASK_STARTED, c.SPAN_SAMPLE})
+#: The only spans a W&B run is built from (the in-process sink ignores the rest on the hot path).
+RELEVANT_SPANS = frozenset({c.SPAN_EVAL_SET, c.SPAN_RUN, c.SPAN_TASK, c.SPAN_TASK_STARTED, c.SPAN_SAMPLE})
 _BAD_ID_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
 _TAG_MAX = 64
 _FIXED_COLUMNS = ("task", "model", "sample_id", "epoch", "status", "input", "target", "output")
@@ -342,7 +343,7 @@ class WandbTranslator:
 
     # ---------------------------------------------------------------- dispatch
     def _one(self, r: SpanRecord) -> list[Write]:
-        if r.name not in _RELEVANT:
+        if r.name not in RELEVANT_SPANS:
             return []
         ident = (r.trace_id, r.span_id)
         if ident in self._seen:
