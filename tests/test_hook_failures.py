@@ -3,6 +3,7 @@ eval-set task retries, several eval() calls in one process, and a cancelled run.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -18,6 +19,7 @@ from inspect_ai.solver import Generate, TaskState, generate, solver
 
 from otel_bridge import conventions as c
 from otel_bridge.hook import session as sessions
+from otel_bridge.sinks.process import ProcessSinkProcessor
 from tests.support.bridge import INSPECT, BridgeEnv, full_log, subprocess_env
 from tests.support.spantree import SpanTree, expected_shape
 
@@ -248,3 +250,42 @@ def test_sandbox_calls_are_spans(bridge: BridgeEnv) -> None:
     assert solver_span.attr(c.SPAN_NAME) == "run_in_sandbox"
     (root,) = tree.sample(log.eval.eval_id, sample.id, sample.epoch)
     assert tree.shape(root) == expected_shape(sample)
+
+
+@solver
+def _kill_translator_worker():  # type: ignore[no-untyped-def]
+    """Kills the W&B worker process in the middle of the eval (as an OOM killer would)."""
+
+    async def solve(state: TaskState, generate: Generate) -> TaskState:
+        session = sessions.current()
+        assert session is not None
+        (sink,) = [s for s in session.pipeline.sinks if s.name == "wandb"]
+        assert isinstance(sink.processor, ProcessSinkProcessor)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(sink.processor.pid, signal.SIGKILL)
+        return await generate(state)
+
+    return solve
+
+
+def test_a_dead_translator_worker_does_not_touch_the_eval(
+    bridge: BridgeEnv, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("INSPECT_OTEL_EXPORTERS", "file,wandb")
+    started = time.monotonic()
+    (log,) = eval(
+        Task(dataset=arithmetic(samples=4).dataset, solver=[_kill_translator_worker()]),
+        model="offline/careful",
+        display="none",
+    )
+    elapsed = time.monotonic() - started
+    assert log.status == "success" and log.results is not None
+    assert log.results.completed_samples == 4
+    sessions._close_at_exit()  # what exit does: must not hang on the dead worker
+    assert time.monotonic() - started < elapsed + 15
+    err = capfd.readouterr().err
+    lines = [line for line in err.splitlines() if "wandb exporter process failed" in line]
+    assert len(lines) == 1, err
+    assert "otel-bridge sync <file> --to wandb" in lines[0]
+    tree = SpanTree(bridge.spans())  # the span file has everything, for a later sync
+    assert len(tree.named(c.SPAN_SAMPLE)) == 4

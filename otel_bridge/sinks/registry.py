@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from otel_bridge.config import Settings
 from otel_bridge.pipeline import Sink
-from otel_bridge.sinks.base import RecordSink, RecordSinkProcessor
+from otel_bridge.sinks.base import RecordSink
 
 
 def make_record_sink(name: str, settings: Settings) -> RecordSink | None:
@@ -21,7 +21,13 @@ def make_record_sink(name: str, settings: Settings) -> RecordSink | None:
 
 
 def make(name: str, settings: Settings) -> Sink | None:
-    sink = make_record_sink(name, settings)
-    if sink is None:
-        return None
-    return Sink(name, RecordSinkProcessor(sink))
+    """The in-process pipeline's sink: the translation runs in a worker process it feeds."""
+    from otel_bridge.sinks.process import ProcessSinkProcessor
+
+    if name == "wandb":
+        from otel_bridge.translate.wandb import RELEVANT_SPANS
+
+        return Sink(name, ProcessSinkProcessor(name, RELEVANT_SPANS))
+    if name == "weave":
+        return Sink(name, ProcessSinkProcessor(name, None))
+    return None

@@ -27,7 +27,6 @@ from otel_bridge.config import WANDB_DEFAULT_PROJECT, Settings, wandb_run_projec
 from otel_bridge.records import SpanRecord
 from otel_bridge.translate.wandb import (
     EXIT_INCOMPLETE,
-    RELEVANT_SPANS,
     DefineMetric,
     FinishRun,
     LogFiles,
@@ -100,7 +99,6 @@ class WandbSink:
     """A ``RecordSink`` writing one W&B run per Inspect run or eval set."""
 
     name = "wandb"
-    span_names = RELEVANT_SPANS
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

@@ -1,0 +1,191 @@
+"""Feeds a translating sink running in a worker process (``otel_bridge.sinks.worker``).
+
+On the eval's loop ``on_end`` only filters and enqueues; a writer thread encodes batches as
+OTLP/JSON lines into the worker's stdin. The worker's SDK imports, translation and writes use
+another core instead of the eval's GIL. Bounded everywhere: a full queue drops spans from this
+sink only (the span file keeps them), flushes wait at most their timeout, and shutdown waits a
+fixed time for the worker to finish its runs before leaving it to ``otel-bridge sync``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+from typing import IO
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+
+from otel_bridge import notify
+from otel_bridge.otlp_json import spans_to_json
+
+REPORTED = 3  # the worker's exit status when it already told the user what failed
+
+_STOP = object()
+#: How long exit waits for the worker to finish its runs (wandb finish, Weave flush).
+EXIT_WAIT_S = 60.0
+
+
+class _Flush:
+    def __init__(self, ident: int, timeout_s: float) -> None:
+        self.ident = ident
+        self.timeout_s = timeout_s
+
+
+class ProcessSinkProcessor(SpanProcessor):
+    def __init__(
+        self,
+        name: str,
+        span_names: frozenset[str] | None,
+        max_queue: int = 20_000,
+        batch: int = 256,
+    ) -> None:
+        self.name = name
+        self.names = span_names
+        self.batch = batch
+        self.dropped = 0
+        self._queue: queue.Queue[object] = queue.Queue(max_queue)
+        self._ids = itertools.count(1)
+        self._acks: dict[int, tuple[threading.Event, list[bool]]] = {}
+        self._broken = False
+        read_fd, write_fd = os.pipe()
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "otel_bridge.sinks.worker", name, str(write_fd)],
+                stdin=subprocess.PIPE,
+                pass_fds=(write_fd,),
+                close_fds=True,
+            )
+        finally:
+            os.close(write_fd)
+        assert self._proc.stdin is not None
+        self._stdin: IO[bytes] = self._proc.stdin
+        self._ack_pipe = os.fdopen(read_fd, "r", encoding="utf-8")
+        self._writer = threading.Thread(target=self._write_loop, name=f"otel-bridge-{name}", daemon=True)
+        self._reader = threading.Thread(target=self._read_acks, name=f"otel-bridge-{name}-acks", daemon=True)
+        self._writer.start()
+        self._reader.start()
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    # ------------------------------------------------------------------ SpanProcessor
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        return None
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if self.names is not None and span.name not in self.names:
+            return
+        try:
+            self._queue.put_nowait(span)
+        except queue.Full:
+            self.dropped += 1
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        if self._broken:
+            return True  # nothing more can be delivered; the failure was reported once
+        timeout_s = timeout_millis / 1000
+        ident = next(self._ids)
+        done = threading.Event()
+        result: list[bool] = []
+        self._acks[ident] = (done, result)
+        try:
+            self._queue.put(_Flush(ident, timeout_s), timeout=timeout_s)
+        except queue.Full:
+            return False
+        finished = done.wait(timeout_s + 1)
+        self._acks.pop(ident, None)
+        return finished and bool(result) and result[0]
+
+    def shutdown(self) -> None:
+        self._queue.put(_STOP)
+        self._writer.join(timeout=10)
+        try:
+            code = self._proc.wait(timeout=EXIT_WAIT_S)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            notify.say(
+                f"the {self.name} exporter did not finish within {EXIT_WAIT_S:g}s and was stopped; "
+                f"the span file keeps everything — `otel-bridge sync <file> --to {self.name}` delivers it."
+            )
+            return
+        if code not in (0, None, REPORTED):
+            self._say_broken(f"exit status {code}")
+        if self.dropped:
+            notify.say(
+                f"{self.dropped} span(s) were not sent to {self.name} (its queue was full); "
+                f"the span file keeps them — `otel-bridge sync <file> --to {self.name}` delivers them."
+            )
+
+    # ------------------------------------------------------------------ threads
+    def _write_loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                break
+            if isinstance(item, _Flush):
+                self._send(json.dumps({"control": "flush", "id": item.ident, "timeout": item.timeout_s}))
+                continue
+            spans = [item]
+            held: list[object] = []
+            while len(spans) < self.batch:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if isinstance(nxt, ReadableSpan):
+                    spans.append(nxt)
+                else:  # a flush or the stop: after this batch, in order
+                    held.append(nxt)
+                    break
+            self._send(spans_to_json(spans))
+            for control in held:
+                if control is _STOP:
+                    self._close_stdin()
+                    return
+                if isinstance(control, _Flush):
+                    self._send(
+                        json.dumps({"control": "flush", "id": control.ident, "timeout": control.timeout_s})
+                    )
+        self._close_stdin()
+
+    def _send(self, line: str) -> None:
+        if self._broken:
+            return
+        try:
+            self._stdin.write(line.encode("utf-8") + b"\n")
+            self._stdin.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            self._broken = True
+            self._say_broken("it stopped")
+
+    def _close_stdin(self) -> None:
+        with contextlib.suppress(OSError):
+            self._stdin.close()
+
+    def _read_acks(self) -> None:
+        for line in self._ack_pipe:
+            try:
+                ack = json.loads(line)
+                done, result = self._acks[int(ack["ack"])]
+            except (ValueError, KeyError, TypeError):
+                continue
+            result.append(bool(ack.get("ok")))
+            done.set()
+        self._broken = True  # the worker is gone: wake every waiting flush
+        for done, _ in list(self._acks.values()):
+            done.set()
+
+    def _say_broken(self, why: str) -> None:
+        notify.say(
+            f"the {self.name} exporter process failed ({why}); the span file keeps everything — "
+            f"deliver it later with `otel-bridge sync <file> --to {self.name}`.",
+            key=f"worker-broken:{self.name}",
+        )
