@@ -28,6 +28,24 @@ from otel_bridge.sinks.otlp import ResilientExporter, make_otlp_exporter
 from otel_bridge.spanfactory import SpanFactory
 
 
+class _FixedResource(Resource):
+    """The bridge's resource never changes: hash it once.
+
+    The OTLP encoder groups spans by resource, and ``Resource.__hash__`` JSON-encodes every
+    attribute each time it is asked (once per exported span).
+    """
+
+    _hash: int | None = None
+
+    def __hash__(self) -> int:
+        if self._hash is None:
+            self._hash = super().__hash__()
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return super().__eq__(other)
+
+
 def build_resource(inspect_version: str) -> Resource:
     """service.name defaults to inspect-ai; OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES win."""
     defaults = Resource(
@@ -42,7 +60,7 @@ def build_resource(inspect_version: str) -> Resource:
     service = os.environ.get("OTEL_SERVICE_NAME", "").strip()
     if service:
         resource = resource.merge(Resource({"service.name": service}))
-    return resource
+    return _FixedResource(resource.attributes, resource.schema_url)
 
 
 def _batch(exporter: SpanExporter, delay_ms: int, queue: int) -> BatchSpanProcessor:

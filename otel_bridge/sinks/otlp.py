@@ -18,9 +18,13 @@ _OVERHEAD = 256  # ids, times, names, framing per span
 
 
 def span_size(span: ReadableSpan) -> int:
+    """An upper bound of the span's encoded size (cheap: runs for every exported span)."""
     size = _OVERHEAD + len(span.name)
     for key, value in (span.attributes or {}).items():
-        size += len(key) + (len(value.encode("utf-8")) if isinstance(value, str) else 16)
+        if isinstance(value, str):
+            size += len(key) + (len(value) if value.isascii() else len(value.encode("utf-8")))
+        else:
+            size += len(key) + 16
     for event in span.events:
         size += 64 + sum(len(k) + len(str(v)) for k, v in (event.attributes or {}).items())
     return size
