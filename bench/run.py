@@ -1,16 +1,18 @@
-"""Overhead of the bridge on the eval loop: bridge off vs on (file; file + OTLP to a local receiver).
+"""Overhead of the bridge on the eval loop: bridge off vs on (file; file + OTLP; the default).
 
-    make bench            # or: .venv/bin/python bench/run.py --samples 300 --reps 3
+    make bench            # or: .venv/bin/python bench/run.py --samples 300 --reps 5
 
-Configurations: off (bridge disabled), noop (a hook that does nothing: Inspect's own cost of
-delivering events to any hook), file, otlp (file + OTLP to a local receiver), default (file + an
-offline W&B run, the embedded default). Each runs a ≥300-sample eval with the full solver
-chain (system message, react agent with a tool call, a self-check call, two scorers) on the
-zero-latency offline model — the worst case for relative overhead. Runs are interleaved
-(off, noop, file, otlp, default, off, ...) in fresh processes; the table shows medians: wall
-time and its ratio to "off", process CPU, the extra process CPU per span (exporter threads
-included) and the extra CPU per span on the eval's own event-loop thread (what the eval waits
-for), and peak RSS. Results are recorded in docs/performance.md.
+Configurations: off (bridge installed, disabled), noop (a hook that does nothing: Inspect's own
+cost of delivering events to any hook), file, otlp (file + OTLP to a local receiver), default
+(file + an offline W&B run, the embedded default). Each runs a ≥300-sample eval with the full
+solver chain (system message, react agent with a tool call, a self-check call, two scorers) on
+the zero-latency offline model — the worst case for relative overhead. Runs are interleaved
+(off, noop, file, otlp, default, off, ...) in fresh processes. The table shows the median wall
+time; its ratio to "off" as the median (and range) of each run against the "off" run of the same
+rep — adjacent in time, so a shared VM's drift cancels — and the best run against the best; the CPU the
+bridge's hook calls took on the eval's event-loop thread per span (timed around every hook call),
+the extra process CPU outside that thread per span (exporter threads; the W&B/Weave worker is a
+separate process and not counted), and peak RSS. Results are recorded in docs/performance.md.
 """
 
 from __future__ import annotations
@@ -33,11 +35,12 @@ sys.path.insert(0, str(ROOT))
 EXPORTERS = {"file": "file", "otlp": "file,otlp", "default": "file,wandb"}
 
 CHILD = r"""
-import json, os, resource, sys, time
+import functools, inspect, json, os, resource, sys, time
 sys.path.insert(0, {examples!r})
 from inspect_ai import eval
 from bridge_demo import arithmetic
 samples = int(sys.argv[1])
+hook_ns = {{"sample": 0, "setup": 0}}
 if sys.argv[2] == "noop":  # Inspect's own cost of delivering events to a hook that does nothing
     from inspect_ai.hooks import Hooks, hooks
 
@@ -45,6 +48,24 @@ if sys.argv[2] == "noop":  # Inspect's own cost of delivering events to a hook t
     class Noop(Hooks):
         async def on_sample_event(self, data): pass
         async def on_sample_end(self, data): pass
+elif sys.argv[2] != "off":  # time every hook call on the loop thread (none of them awaits)
+    from otel_bridge.hook.hooks import OtelBridgeHooks
+
+    def timed(fn):
+        part = "sample" if fn.__name__.startswith("on_sample") else "setup"
+
+        @functools.wraps(fn)
+        async def call(self, data):
+            t = time.thread_time_ns()
+            try:
+                return await fn(self, data)
+            finally:
+                hook_ns[part] += time.thread_time_ns() - t
+        return call
+
+    for name, fn in list(vars(OtelBridgeHooks).items()):
+        if name.startswith("on_") and inspect.iscoroutinefunction(fn):
+            setattr(OtelBridgeHooks, name, timed(fn))
 t0 = time.perf_counter(); r0 = resource.getrusage(resource.RUSAGE_SELF); m0 = time.thread_time()
 logs = eval(arithmetic(samples=samples), model="offline/careful", display="none", max_samples=50)
 m1 = time.thread_time(); r1 = resource.getrusage(resource.RUSAGE_SELF); t1 = time.perf_counter()
@@ -53,6 +74,8 @@ print("RESULT", json.dumps({{
     "wall": t1 - t0,
     "cpu": (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime),
     "loop_cpu": m1 - m0,
+    "hook_cpu": hook_ns["sample"] / 1e9,  # per-sample hooks: what grows with the eval
+    "setup_cpu": hook_ns["setup"] / 1e9,  # run/task hooks: session start, final flush
     "rss_mb": r1.ru_maxrss / 1024,
 }}))
 """
@@ -118,7 +141,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--samples", type=int, default=300)
-    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args()
 
@@ -135,30 +158,67 @@ def main() -> None:
                 print(f"rep {rep + 1}/{args.reps} {config}: {results[config][-1]}", file=sys.stderr)
         received = len(receiver.unique_spans())
 
-    off_wall = statistics.median(r["wall"] for r in results["off"])
-    off_cpu = statistics.median(r["cpu"] for r in results["off"])
-    off_loop = statistics.median(r["loop_cpu"] for r in results["off"])
+    def med(config: str, key: str) -> float:
+        return statistics.median(r[key] for r in results[config])
+
+    def background(run: dict[str, float]) -> float:
+        return run["cpu"] - run["loop_cpu"]  # process CPU outside the eval's event-loop thread
+
+    off_bg = statistics.median(background(r) for r in results["off"])
     rows = []
     for config in configs:
         runs = results[config]
-        wall = statistics.median(r["wall"] for r in runs)
-        cpu = statistics.median(r["cpu"] for r in runs)
+        # each run against the "off" run of its own rep (adjacent in time): the VM's drift cancels
+        paired = sorted(r["wall"] / off["wall"] for r, off in zip(runs, results["off"], strict=True))
+        best = min(r["wall"] for r in runs) / min(r["wall"] for r in results["off"])
         spans = statistics.median(r.get("spans", 0) for r in runs)
-        loop = statistics.median(r["loop_cpu"] for r in runs)
-        per_span = (cpu - off_cpu) / spans * 1e6 if spans else float("nan")
-        loop_per_span = (loop - off_loop) / spans * 1e6 if spans else float("nan")
-        rss = statistics.median(r["rss_mb"] for r in runs)
-        rows.append((config, wall, wall / off_wall, cpu, per_span, loop_per_span, spans, rss))
+        hook = med(config, "hook_cpu") / spans * 1e6 if spans else float("nan")
+        bg = (
+            (statistics.median(background(r) for r in runs) - off_bg) / spans * 1e6 if spans else float("nan")
+        )
+        spread = f"{paired[0]:.2f}–{paired[-1]:.2f}"
+        rows.append(
+            (
+                config,
+                med(config, "wall"),
+                statistics.median(paired),
+                spread,
+                best,
+                hook,
+                bg,
+                spans,
+                med(config, "rss_mb"),
+            )
+        )
 
     cpu_name = platform.processor() or platform.machine()
     machine = f"{cpu_name}, {os.cpu_count()} cores, Python {platform.python_version()}"
     print(f"\n{args.samples} samples × {args.reps} interleaved reps; {machine}")
-    header = ("config", "wall s", "ratio", "cpu s", "cpu µs/span", "loop µs/span", "spans", "peak RSS MB")
+    header = (
+        "config",
+        "wall s",
+        "ratio",
+        "ratio range",
+        "best/best",
+        "hook µs/span",
+        "background µs/span",
+        "spans",
+        "peak RSS MB",
+    )
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
-    for config, wall, ratio, cpu, per_span, loop_per_span, spans, rss in rows:
-        extra = ("-", "-") if not spans else (f"{per_span:.0f}", f"{loop_per_span:.0f}")
-        cells = (config, f"{wall:.2f}", f"{ratio:.3f}", f"{cpu:.2f}", *extra, f"{spans:.0f}", f"{rss:.0f}")
+    for config, wall, ratio, spread, best, hook, bg, spans, rss in rows:
+        extra = ("-", "-") if not spans else (f"{hook:.0f}", f"{bg:.0f}")
+        cells = (
+            config,
+            f"{wall:.2f}",
+            f"{ratio:.3f}",
+            spread,
+            f"{best:.3f}",
+            *extra,
+            f"{spans:.0f}",
+            f"{rss:.0f}",
+        )
         print("| " + " | ".join(cells) + " |")
     print(f"\nimport of otel_bridge._registry with the bridge disabled: {import_ms():.1f} ms (median of 7)")
     print(f"OTLP receiver got {received} spans")
