@@ -184,3 +184,82 @@ def spans_to_json(spans: Any) -> str:
             + "]}"
         )
     return '{"resourceSpans":[' + ",".join(resource_spans) + "]}"
+
+
+# --- and back: SDK spans from a span-file line ---------------------------------------------
+# The OTLP worker process exports what the eval's process sent it with the standard exporter,
+# which takes SDK spans; the round trip is exact (tested against the protobuf encoding).
+
+
+def _value(v: dict[str, Any]) -> Any:
+    if "stringValue" in v:
+        return v["stringValue"]
+    if "boolValue" in v:
+        return bool(v["boolValue"])
+    if "intValue" in v:
+        return int(v["intValue"])
+    if "doubleValue" in v:
+        return float(v["doubleValue"])
+    if "arrayValue" in v:
+        return tuple(_value(x) for x in v["arrayValue"].get("values", []))
+    if "bytesValue" in v:
+        return base64.b64decode(v["bytesValue"])
+    return None
+
+
+def _attrs(kvs: Any) -> dict[str, Any]:
+    return {kv["key"]: _value(kv.get("value", {})) for kv in kvs or []}
+
+
+def readable_spans(text: str | bytes) -> list[Any]:
+    """One span-file line (as written by ``spans_to_json``) → SDK ReadableSpans."""
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import Event, ReadableSpan
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+    from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+    def context(item: dict[str, Any], trace_id: str, span_id: str) -> SpanContext:
+        flags = int(item.get("flags", 0))
+        return SpanContext(int(trace_id, 16), int(span_id, 16), bool(flags & 0x200), TraceFlags(1))
+
+    try:
+        doc = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise OtlpJsonError(f"not JSON: {exc}") from exc
+    out: list[Any] = []
+    try:
+        for rs in _items(doc.get("resourceSpans")):
+            resource = Resource(_attrs(rs.get("resource", {}).get("attributes")))
+            for ss in _items(rs.get("scopeSpans")):
+                scope_doc = ss.get("scope", {})
+                scope = InstrumentationScope(scope_doc.get("name", ""), scope_doc.get("version") or None)
+                for s in _items(ss.get("spans")):
+                    parent_id = s.get("parentSpanId")
+                    status = s.get("status", {})
+                    out.append(
+                        ReadableSpan(
+                            name=s["name"],
+                            context=SpanContext(
+                                int(s["traceId"], 16), int(s["spanId"], 16), False, TraceFlags(1)
+                            ),
+                            parent=context(s, s["traceId"], parent_id) if parent_id else None,
+                            resource=resource,
+                            attributes=_attrs(s.get("attributes")),
+                            events=[
+                                Event(e["name"], _attrs(e.get("attributes")), int(e["timeUnixNano"]))
+                                for e in s.get("events", [])
+                            ],
+                            links=[
+                                Link(context(ln, ln["traceId"], ln["spanId"]), _attrs(ln.get("attributes")))
+                                for ln in s.get("links", [])
+                            ],
+                            kind=SpanKind(int(s.get("kind", 1)) - 1),
+                            status=Status(StatusCode(int(status.get("code", 0))), status.get("message")),
+                            start_time=int(s["startTimeUnixNano"]),
+                            end_time=int(s["endTimeUnixNano"]),
+                            instrumentation_scope=scope,
+                        )
+                    )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise OtlpJsonError(f"not a span-file line: {exc}") from exc
+    return out

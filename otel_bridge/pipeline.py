@@ -24,7 +24,8 @@ from otel_bridge import __version__
 from otel_bridge import conventions as c
 from otel_bridge.config import Settings
 from otel_bridge.sinks.file import FileSpanExporter
-from otel_bridge.sinks.otlp import ResilientExporter, make_otlp_exporter
+from otel_bridge.sinks.otlp import otlp_timeout
+from otel_bridge.sinks.process import ProcessSinkProcessor
 from otel_bridge.spanfactory import SpanFactory
 
 
@@ -92,7 +93,8 @@ class Pipeline:
         self.provider = TracerProvider(resource=build_resource(inspect_version), span_limits=limits)
         self.sinks: list[Sink] = []
         self.file: FileSpanExporter | None = None
-        self.otlp: ResilientExporter | None = None
+        self.otlp: ProcessSinkProcessor | None = None
+        self._reported_failed = 0
         for name in settings.exporters:
             sink = self._make(name)
             if sink is not None:
@@ -113,14 +115,14 @@ class Pipeline:
             self.file = FileSpanExporter(self.settings.span_dir)
             return Sink("file", _batch(self.file, 500, 16384), self.file)
         if name == "otlp":
-            inner, endpoint = make_otlp_exporter(self.settings.otlp_protocol, _otlp_timeout())
-            spill = (
-                None
-                if "file" in self.settings.exporters
-                else FileSpanExporter(self.settings.span_dir, prefix="undelivered-")
+            # the standard exporter runs in a worker process: its protobuf encoding is the
+            # costliest per-span work there is, and would otherwise hold the eval's GIL
+            # exit waits at most: the flush timeout, one export's timeout, the worker's start-up
+            wait = self.settings.flush_timeout_s + otlp_timeout() + 5.0
+            self.otlp = ProcessSinkProcessor(
+                "otlp", None, max_queue=8192, batch=512, delay_s=1.0, exit_wait_s=wait
             )
-            self.otlp = ResilientExporter(inner, endpoint, self.settings.export_max_bytes, spill)
-            return Sink("otlp", _batch(self.otlp, 1000, 8192), self.otlp)
+            return Sink("otlp", self.otlp)
         if name == "console":
             exporter = ConsoleSpanExporter()
             return Sink("console", SimpleSpanProcessor(exporter), exporter)
@@ -136,30 +138,19 @@ class Pipeline:
     def undelivered_message(self) -> str | None:
         """One line on what could not be delivered, and where it is kept."""
         otlp = self.otlp
-        if otlp is None or otlp.failed == 0:
+        if otlp is None:
             return None
+        report = otlp.report
+        count = int(report.get("failed") or 0) - self._reported_failed
+        if count <= 0:
+            return None
+        self._reported_failed += count
         if self.file is not None and self.file.paths:
             kept = ", ".join(str(p) for p in self.file.paths.values())
-        elif otlp.spill is not None and isinstance(otlp.spill, FileSpanExporter) and otlp.spill.paths:
-            kept = ", ".join(str(p) for p in otlp.spill.paths.values())
         else:
-            kept = str(self.settings.span_dir)
-        count = otlp.failed
-        otlp.failed = 0
+            kept = ", ".join(report.get("kept") or []) or str(self.settings.span_dir)
         return (
-            f"{count} span(s) were not delivered to the OTLP endpoint {otlp.endpoint} "
-            f"({otlp.last_error or 'export failed'}); they are kept in {kept} — "
+            f"{count} span(s) were not delivered to the OTLP endpoint {report.get('endpoint')} "
+            f"({report.get('error') or 'export failed'}); they are kept in {kept} — "
             "deliver them later with `otel-bridge sync <file> --to otlp`."
         )
-
-
-def _otlp_timeout() -> float:
-    """The exporter's own timeout, capped so a black-holed endpoint cannot hold the exit long."""
-    raw = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT") or os.environ.get("OTEL_EXPORTER_OTLP_TIMEOUT")
-    try:
-        value = float(raw) if raw else 10.0
-    except ValueError:
-        value = 10.0
-    if value > 1000:  # the spec says milliseconds; the Python SDK historically used seconds
-        value /= 1000
-    return min(value, 10.0)

@@ -12,7 +12,13 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
-from otel_bridge.otlp_json import OtlpJsonError, json_to_request, request_to_json, spans_to_json
+from otel_bridge.otlp_json import (
+    OtlpJsonError,
+    json_to_request,
+    readable_spans,
+    request_to_json,
+    spans_to_json,
+)
 from otel_bridge.records import from_readable, from_request
 
 
@@ -59,6 +65,15 @@ def test_direct_encoding_equals_the_protobuf_encoding() -> None:
     assert json.loads(spans_to_json(spans))["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["traceId"] == (
         f"{spans[0].context.trace_id:032x}"
     )
+
+
+def test_span_file_lines_decode_back_to_the_same_sdk_spans() -> None:
+    """The OTLP worker re-exports span-file lines with the standard exporter: exact round trip."""
+    spans = _spans()
+    again = readable_spans(spans_to_json(spans))
+    assert encode_spans(again) == encode_spans(spans)
+    (root,) = [s for s in again if s.name == "root"]
+    assert root.attributes["l"] == ("a", "b")
 
 
 def test_round_trip_records_equal_sdk_records() -> None:

@@ -38,17 +38,15 @@ class Session:
         self.recorder = Recorder(self.pipeline.spans, settings, Redactor(), versions)
 
     def finish_batch(self) -> None:
-        """End of a run or eval set: deliver what is queued, within the bounded timeout."""
-        done = self.pipeline.flush()
+        """End of a run or eval set: deliver what is queued, within the bounded timeout.
+
+        Exporters still busy after the timeout carry on (in their threads and worker
+        processes); what they finally could not deliver is said once, here or at exit.
+        """
+        self.pipeline.flush()
         message = self.pipeline.undelivered_message()
         if message:
             notify.say(message)
-        elif not done:
-            notify.say(
-                f"spans were still being exported after {self.settings.flush_timeout_s:g}s "
-                "(INSPECT_OTEL_FLUSH_TIMEOUT); the span file keeps them all.",
-                key="flush-timeout",
-            )
 
     def close(self) -> None:
         self.recorder.abandon_all("process exited before this span ended")

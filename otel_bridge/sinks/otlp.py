@@ -118,6 +118,20 @@ class ResilientExporter(SpanExporter):
         return True
 
 
+def otlp_timeout() -> float:
+    """The exporter's own timeout, capped so a black-holed endpoint cannot hold the exit long."""
+    import os
+
+    raw = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT") or os.environ.get("OTEL_EXPORTER_OTLP_TIMEOUT")
+    try:
+        value = float(raw) if raw else 10.0
+    except ValueError:
+        value = 10.0
+    if value > 1000:  # the spec says milliseconds; the Python SDK historically used seconds
+        value /= 1000
+    return min(value, 10.0)
+
+
 def make_otlp_exporter(protocol: str, timeout_s: float | None = None) -> tuple[SpanExporter, str]:
     """The standard exporter for the configured protocol, and a description of its endpoint."""
     import os

@@ -1,4 +1,4 @@
-"""Feeds a translating sink running in a worker process (``otel_bridge.sinks.worker``).
+"""Feeds an exporter running in a worker process (``otel_bridge.sinks.worker``).
 
 On the eval's loop ``on_end`` only filters and enqueues; a writer thread encodes batches as
 OTLP/JSON lines into the worker's stdin. The worker's SDK imports, translation and writes use
@@ -17,7 +17,8 @@ import queue
 import subprocess
 import sys
 import threading
-from typing import IO
+import time
+from typing import IO, Any
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
@@ -28,8 +29,6 @@ from otel_bridge.otlp_json import spans_to_json
 REPORTED = 3  # the worker's exit status when it already told the user what failed
 
 _STOP = object()
-#: How long exit waits for the worker to finish its runs (wandb finish, Weave flush).
-EXIT_WAIT_S = 60.0
 
 
 class _Flush:
@@ -45,11 +44,17 @@ class ProcessSinkProcessor(SpanProcessor):
         span_names: frozenset[str] | None,
         max_queue: int = 20_000,
         batch: int = 256,
+        delay_s: float = 0.0,
+        exit_wait_s: float = 60.0,
     ) -> None:
         self.name = name
         self.names = span_names
         self.batch = batch
+        self.delay_s = delay_s  # wait this long to fill a batch (fewer, larger OTLP requests)
+        self.exit_wait_s = exit_wait_s  # the most exit waits for the worker to finish
         self.dropped = 0
+        #: The worker's latest report (OTLP: spans not delivered, last error, where they are kept).
+        self.report: dict[str, Any] = {}
         self._queue: queue.Queue[object] = queue.Queue(max_queue)
         self._ids = itertools.count(1)
         self._acks: dict[int, tuple[threading.Event, list[bool]]] = {}
@@ -100,7 +105,7 @@ class ProcessSinkProcessor(SpanProcessor):
             self._queue.put(_Flush(ident, timeout_s), timeout=timeout_s)
         except queue.Full:
             return False
-        finished = done.wait(timeout_s + 1)
+        finished = done.wait(timeout_s)
         self._acks.pop(ident, None)
         return finished and bool(result) and result[0]
 
@@ -108,11 +113,12 @@ class ProcessSinkProcessor(SpanProcessor):
         self._queue.put(_STOP)
         self._writer.join(timeout=10)
         try:
-            code = self._proc.wait(timeout=EXIT_WAIT_S)
+            code = self._proc.wait(timeout=self.exit_wait_s)
+            self._reader.join(timeout=5)  # its final report
         except subprocess.TimeoutExpired:
             self._proc.kill()
             notify.say(
-                f"the {self.name} exporter did not finish within {EXIT_WAIT_S:g}s and was stopped; "
+                f"the {self.name} exporter did not finish within {self.exit_wait_s:g}s and was stopped; "
                 f"the span file keeps everything — `otel-bridge sync <file> --to {self.name}` delivers it."
             )
             return
@@ -135,9 +141,11 @@ class ProcessSinkProcessor(SpanProcessor):
                 continue
             spans = [item]
             held: list[object] = []
+            deadline = time.monotonic() + self.delay_s
             while len(spans) < self.batch:
                 try:
-                    nxt = self._queue.get_nowait()
+                    remaining = deadline - time.monotonic()
+                    nxt = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if isinstance(nxt, ReadableSpan):
@@ -174,11 +182,14 @@ class ProcessSinkProcessor(SpanProcessor):
         for line in self._ack_pipe:
             try:
                 ack = json.loads(line)
-                done, result = self._acks[int(ack["ack"])]
-            except (ValueError, KeyError, TypeError):
+            except ValueError:
                 continue
-            result.append(bool(ack.get("ok")))
-            done.set()
+            if isinstance(ack.get("report"), dict):
+                self.report = ack["report"]
+            waiting = self._acks.get(ack.get("ack", -1)) if isinstance(ack.get("ack"), int) else None
+            if waiting is not None:
+                waiting[1].append(bool(ack.get("ok")))
+                waiting[0].set()
         self._broken = True  # the worker is gone: wake every waiting flush
         for done, _ in list(self._acks.values()):
             done.set()

@@ -24,10 +24,12 @@ def make(name: str, settings: Settings) -> Sink | None:
     """The in-process pipeline's sink: the translation runs in a worker process it feeds."""
     from otel_bridge.sinks.process import ProcessSinkProcessor
 
+    # finishing runs may take the flush timeout plus the SDKs' own bounded waits (docs/wandb.md)
+    exit_wait = settings.flush_timeout_s + 30.0
     if name == "wandb":
         from otel_bridge.translate.wandb import RELEVANT_SPANS
 
-        return Sink(name, ProcessSinkProcessor(name, RELEVANT_SPANS))
+        return Sink(name, ProcessSinkProcessor(name, RELEVANT_SPANS, exit_wait_s=exit_wait))
     if name == "weave":
-        return Sink(name, ProcessSinkProcessor(name, None))
+        return Sink(name, ProcessSinkProcessor(name, None, exit_wait_s=exit_wait))
     return None

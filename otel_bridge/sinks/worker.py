@@ -1,15 +1,17 @@
-"""A translating sink (W&B, Weave) running in its own process, fed span batches on stdin.
+"""An exporter (W&B, Weave, OTLP) running in its own process, fed span batches on stdin.
 
-The W&B and Weave SDKs cost seconds of CPU to import and start, and every write holds the GIL;
-in the eval's process that time is taken from the eval's event loop. Here it runs beside it.
+The W&B and Weave SDKs cost seconds of CPU to import and start, the OTLP exporter's protobuf
+encoding costs more CPU per span than building the span, and all of it holds the GIL: in the
+eval's process that time is taken from the eval's event loop. Here it runs beside it.
 Started by ``otel_bridge.sinks.process``::
 
     python -m otel_bridge.sinks.worker NAME ACK_FD
 
 stdin: one OTLP/JSON export request per line, or a control line ``{"control": "flush", "id": N,
 "timeout": S}``, answered on the ACK_FD pipe with ``{"ack": N, "ok": bool}``. End of input
-(the eval's process exited, however it exited) ends still-open tasks as failed, closes the sink
-and exits. Settings come from the same environment as the eval's.
+(the eval's process exited, however it exited) ends still-open tasks as failed, closes the sink,
+writes a final ``{"final": true, "report": ...}`` line (OTLP: spans not delivered, where they are
+kept) and exits. Settings come from the same environment as the eval's.
 """
 
 from __future__ import annotations
@@ -18,15 +20,79 @@ import json
 import os
 import signal
 import sys
+from typing import Any, Protocol
 
 from otel_bridge import notify
-from otel_bridge.config import load_settings
-from otel_bridge.otlp_json import OtlpJsonError, json_to_request
+from otel_bridge.config import Settings, load_settings
+from otel_bridge.otlp_json import OtlpJsonError, json_to_request, readable_spans
 from otel_bridge.records import from_request
+from otel_bridge.sinks.base import RecordSink
 from otel_bridge.sinks.registry import make_record_sink
 
 CONTROL_PREFIX = b'{"control"'
 REPORTED = 3  # exit status: failed, and the user was already told why
+
+
+class _Target(Protocol):
+    def take(self, line: bytes) -> None: ...
+    def flush(self, timeout_s: float) -> bool: ...
+    def report(self) -> dict[str, Any]: ...
+    def close(self) -> None: ...
+
+
+class _RecordTarget:
+    """Weave / W&B: the same RecordSink as ``sync`` and the receiver."""
+
+    def __init__(self, sink: RecordSink) -> None:
+        self.sink = sink
+
+    def take(self, line: bytes) -> None:
+        self.sink.consume(from_request(json_to_request(line)))
+
+    def flush(self, timeout_s: float) -> bool:
+        return self.sink.flush(timeout_s)
+
+    def report(self) -> dict[str, Any]:
+        return {}
+
+    def close(self) -> None:
+        self.sink.finalize_incomplete("the process exited before the task finished")
+        self.sink.close()
+
+
+class _OtlpTarget:
+    """The standard OTLP exporter (via ResilientExporter), fed the eval's spans."""
+
+    def __init__(self, settings: Settings) -> None:
+        from otel_bridge.sinks.file import FileSpanExporter
+        from otel_bridge.sinks.otlp import ResilientExporter, make_otlp_exporter, otlp_timeout
+
+        inner, endpoint = make_otlp_exporter(settings.otlp_protocol, otlp_timeout())
+        # without a span file, what could not be delivered is kept in its own file
+        spill = None if "file" in settings.exporters else FileSpanExporter(settings.span_dir, "undelivered-")
+        self.spill = spill
+        self.exporter = ResilientExporter(inner, endpoint, settings.export_max_bytes, spill)
+
+    def take(self, line: bytes) -> None:
+        self.exporter.export(readable_spans(line))
+
+    def flush(self, timeout_s: float) -> bool:
+        return True  # every line is exported as it arrives
+
+    def report(self) -> dict[str, Any]:
+        e = self.exporter
+        kept = [str(p) for p in self.spill.paths.values()] if self.spill is not None else []
+        return {"failed": e.failed, "error": e.last_error, "endpoint": e.endpoint, "kept": kept}
+
+    def close(self) -> None:
+        self.exporter.shutdown()
+
+
+def _target(name: str, settings: Settings) -> _Target | None:
+    if name == "otlp":
+        return _OtlpTarget(settings)
+    sink = make_record_sink(name, settings)
+    return None if sink is None else _RecordTarget(sink)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,14 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     name, ack_fd = args[0], int(args[1])
     acks = os.fdopen(ack_fd, "w", buffering=1, encoding="utf-8")
     try:
-        sink = make_record_sink(name, load_settings())
+        target = _target(name, load_settings())
     except Exception as exc:
         notify.say(
             f"the {name} exporter could not start ({type(exc).__name__}: {exc}); spans still go to "
             f"the span file — deliver them later with `otel-bridge sync <file> --to {name}`."
         )
         return REPORTED
-    if sink is None:
+    if target is None:
         notify.say(f"the {name} exporter is unknown.")
         return REPORTED
     for raw in sys.stdin.buffer:
@@ -52,12 +118,11 @@ def main(argv: list[str] | None = None) -> int:
             continue
         if line.startswith(CONTROL_PREFIX):
             control = json.loads(line)
-            ok = sink.flush(float(control.get("timeout", 10)))
-            acks.write(json.dumps({"ack": control["id"], "ok": ok}) + "\n")
+            ok = target.flush(float(control.get("timeout", 10)))
+            acks.write(json.dumps({"ack": control["id"], "ok": ok, "report": target.report()}) + "\n")
             continue
         try:
-            records = from_request(json_to_request(line))
-            sink.consume(records)
+            target.take(line)
         except OtlpJsonError as exc:  # not expected from the parent; never fatal
             notify.say(f"the {name} exporter got a malformed batch ({exc}); skipped.", key="worker-bad-batch")
         except Exception as exc:
@@ -67,10 +132,10 @@ def main(argv: list[str] | None = None) -> int:
                 key=f"sink-failed:{name}",
             )
     try:
-        sink.finalize_incomplete("the process exited before the task finished")
-        sink.close()
+        target.close()
     except Exception as exc:
         notify.say(f"the {name} exporter could not finish ({type(exc).__name__}: {exc}).")
+    acks.write(json.dumps({"final": True, "report": target.report()}) + "\n")
     return 0
 
 
