@@ -25,8 +25,12 @@ def to_jsonable(value: Any) -> Any:
     return str(value)
 
 
+# one encoder for every call: json.dumps with options builds a new one each time (hot path)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+
+
 def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    return _ENCODER.encode(value)
 
 
 def _cap_strings(value: Any, cap: int) -> Any:
