@@ -59,6 +59,7 @@ class ProcessSinkProcessor(SpanProcessor):
         self._ids = itertools.count(1)
         self._acks: dict[int, tuple[threading.Event, list[bool]]] = {}
         self._broken = False
+        self._stopping = False
         read_fd, write_fd = os.pipe()
         try:
             self._proc = subprocess.Popen(
@@ -110,6 +111,7 @@ class ProcessSinkProcessor(SpanProcessor):
         return finished and bool(result) and result[0]
 
     def shutdown(self) -> None:
+        self._stopping = True
         self._queue.put(_STOP)
         self._writer.join(timeout=10)
         try:
@@ -193,6 +195,13 @@ class ProcessSinkProcessor(SpanProcessor):
         self._broken = True  # the worker is gone: wake every waiting flush
         for done, _ in list(self._acks.values()):
             done.set()
+        if not self._stopping:
+            try:
+                code = self._proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                code = None
+            if code != REPORTED:  # REPORTED: the worker already said why
+                self._say_broken("it stopped" if code is None else f"exit status {code}")
 
     def _say_broken(self, why: str) -> None:
         notify.say(
