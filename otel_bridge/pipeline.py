@@ -2,7 +2,7 @@
 
 The provider is never installed globally: opentelemetry-instrument, Logfire or ``weave.init``
 may own the global provider, and the bridge's spans must reach the bridge's destinations
-whatever they do (docs/configuration.md, "Other tracer providers").
+whatever they do (README, "Where spans go").
 """
 
 from __future__ import annotations
