@@ -10,9 +10,9 @@ fixed time for the worker to finish its runs before leaving it to ``otel-bridge 
 from __future__ import annotations
 
 import contextlib
+import io
 import itertools
 import json
-import os
 import queue
 import subprocess
 import sys
@@ -27,6 +27,7 @@ from otel_bridge import notify
 from otel_bridge.otlp_json import spans_to_json
 
 REPORTED = 3  # the worker's exit status when it already told the user what failed
+ACK_PREFIX = "\x1eotel-bridge-ack "  # starts the worker's acknowledgement lines on its stdout
 
 _STOP = object()
 
@@ -60,19 +61,16 @@ class ProcessSinkProcessor(SpanProcessor):
         self._acks: dict[int, tuple[threading.Event, list[bool]]] = {}
         self._broken = False
         self._stopping = False
-        read_fd, write_fd = os.pipe()
-        try:
-            self._proc = subprocess.Popen(
-                [sys.executable, "-m", "otel_bridge.sinks.worker", name, str(write_fd)],
-                stdin=subprocess.PIPE,
-                pass_fds=(write_fd,),
-                close_fds=True,
-            )
-        finally:
-            os.close(write_fd)
-        assert self._proc.stdin is not None
+        # stdout carries the acknowledgements (ACK_PREFIX lines); anything else the SDKs print
+        # there is relayed to this process's stdout. stderr is inherited.
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "otel_bridge.sinks.worker", name],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        assert self._proc.stdin is not None and self._proc.stdout is not None
         self._stdin: IO[bytes] = self._proc.stdin
-        self._ack_pipe = os.fdopen(read_fd, "r", encoding="utf-8")
+        self._ack_pipe = io.TextIOWrapper(self._proc.stdout, encoding="utf-8", errors="replace")
         self._writer = threading.Thread(target=self._write_loop, name=f"otel-bridge-{name}", daemon=True)
         self._reader = threading.Thread(target=self._read_acks, name=f"otel-bridge-{name}-acks", daemon=True)
         self._writer.start()
@@ -182,8 +180,13 @@ class ProcessSinkProcessor(SpanProcessor):
 
     def _read_acks(self) -> None:
         for line in self._ack_pipe:
+            if not line.startswith(ACK_PREFIX):
+                with contextlib.suppress(Exception):  # the worker's SDKs printing: pass it on
+                    sys.stdout.write(line)
+                    sys.stdout.flush()
+                continue
             try:
-                ack = json.loads(line)
+                ack = json.loads(line[len(ACK_PREFIX) :])
             except ValueError:
                 continue
             if isinstance(ack.get("report"), dict):

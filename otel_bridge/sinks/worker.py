@@ -5,10 +5,11 @@ encoding costs more CPU per span than building the span, and all of it holds the
 eval's process that time is taken from the eval's event loop. Here it runs beside it.
 Started by ``otel_bridge.sinks.process``::
 
-    python -m otel_bridge.sinks.worker NAME ACK_FD
+    python -m otel_bridge.sinks.worker NAME
 
 stdin: one OTLP/JSON export request per line, or a control line ``{"control": "flush", "id": N,
-"timeout": S}``, answered on the ACK_FD pipe with ``{"ack": N, "ok": bool}``. End of input
+"timeout": S}``, answered on stdout with ``ACK_PREFIX {"ack": N, "ok": bool, "report": {...}}``
+(other stdout lines are the SDKs' own output, which the eval's process passes on). End of input
 (the eval's process exited, however it exited) ends still-open tasks as failed, closes the sink,
 writes a final ``{"final": true, "report": ...}`` line (OTLP: spans not delivered, where they are
 kept) and exits. Settings come from the same environment as the eval's.
@@ -17,7 +18,6 @@ kept) and exits. Settings come from the same environment as the eval's.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 from typing import Any, Protocol
@@ -27,6 +27,7 @@ from otel_bridge.config import Settings, load_settings
 from otel_bridge.otlp_json import OtlpJsonError, json_to_request, readable_spans
 from otel_bridge.records import from_request
 from otel_bridge.sinks.base import RecordSink
+from otel_bridge.sinks.process import ACK_PREFIX
 from otel_bridge.sinks.registry import make_record_sink
 
 CONTROL_PREFIX = b'{"control"'
@@ -99,8 +100,14 @@ def main(argv: list[str] | None = None) -> int:
     # Ctrl-C reaches the whole process group: the eval decides, this process ends with its input
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     args = sys.argv[1:] if argv is None else argv
-    name, ack_fd = args[0], int(args[1])
-    acks = os.fdopen(ack_fd, "w", buffering=1, encoding="utf-8")
+    name = args[0]
+    # acknowledgements share stdout with whatever the SDKs print: marked lines, written whole
+    real_stdout = sys.stdout
+
+    def ack(message: dict[str, Any]) -> None:
+        real_stdout.write(ACK_PREFIX + json.dumps(message) + "\n")
+        real_stdout.flush()
+
     try:
         target = _target(name, load_settings())
     except Exception as exc:
@@ -119,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         if line.startswith(CONTROL_PREFIX):
             control = json.loads(line)
             ok = target.flush(float(control.get("timeout", 10)))
-            acks.write(json.dumps({"ack": control["id"], "ok": ok, "report": target.report()}) + "\n")
+            ack({"ack": control["id"], "ok": ok, "report": target.report()})
             continue
         try:
             target.take(line)
@@ -135,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         target.close()
     except Exception as exc:
         notify.say(f"the {name} exporter could not finish ({type(exc).__name__}: {exc}).")
-    acks.write(json.dumps({"final": True, "report": target.report()}) + "\n")
+    ack({"final": True, "report": target.report()})
     return 0
 
 
