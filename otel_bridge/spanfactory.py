@@ -68,10 +68,6 @@ class LiteSpan(ReadableSpan):
     def get_span_context(self) -> SpanContext:
         return self.span_context
 
-    @property
-    def ended(self) -> bool:
-        return self._end_time is not None
-
     def set_attribute(self, key: str, value: Any) -> None:
         self.attrs[key] = value
 

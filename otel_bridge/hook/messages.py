@@ -88,18 +88,6 @@ def fingerprint(message: ChatMessage) -> tuple[Any, ...]:
     return tuple(refs)
 
 
-def split_system(messages: list[ChatMessage]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(system instruction parts, the other messages) — GenAI keeps them apart."""
-    system: list[dict[str, Any]] = []
-    rest: list[dict[str, Any]] = []
-    for m in messages:
-        if m.role == "system":
-            system.extend(_parts(m.content))
-        else:
-            rest.append(message_json(m))
-    return system, rest
-
-
 def output_messages(output: ModelOutput) -> list[dict[str, Any]]:
     result = []
     for choice in output.choices:

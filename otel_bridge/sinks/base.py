@@ -1,6 +1,6 @@
 """The contract between span sources and the translating sinks (Weave, W&B Models).
 
-Every source — the in-process pipeline, the OTLP receiver, ``otel-bridge sync`` — hands ended
+Every source — the eval's worker processes, the OTLP receiver, ``otel-bridge sync`` — hands ended
 spans to a ``RecordSink`` as ``SpanRecord``s, so one translation serves all three. A sink's
 ``consume`` must be idempotent (a span seen twice changes nothing) and must tolerate any
 arrival order and batch boundary.
@@ -26,7 +26,7 @@ class RecordSink(Protocol):
     def finalize_incomplete(self, reason: str) -> None:
         """Nothing more will arrive for tasks still open: end them as failed with ``reason``.
 
-        Called by ``sync`` at the end of a file and by the in-process pipeline at exit; the
+        Called by ``sync`` at the end of a file and by the eval's worker when its input ends; the
         receiver calls it only for tasks it considers abandoned.
         """
 

@@ -137,7 +137,7 @@ class ProcessSinkProcessor(SpanProcessor):
             if item is _STOP:
                 break
             if isinstance(item, _Flush):
-                self._send(json.dumps({"control": "flush", "id": item.ident, "timeout": item.timeout_s}))
+                self._send_flush(item)
                 continue
             spans = [item]
             held: list[object] = []
@@ -159,10 +159,11 @@ class ProcessSinkProcessor(SpanProcessor):
                     self._close_stdin()
                     return
                 if isinstance(control, _Flush):
-                    self._send(
-                        json.dumps({"control": "flush", "id": control.ident, "timeout": control.timeout_s})
-                    )
+                    self._send_flush(control)
         self._close_stdin()
+
+    def _send_flush(self, flush: _Flush) -> None:
+        self._send(json.dumps({"control": "flush", "id": flush.ident, "timeout": flush.timeout_s}))
 
     def _send(self, line: str) -> None:
         if self._broken:
