@@ -13,6 +13,8 @@ from typing import Any
 from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from otel_bridge.anyvalue import kvs_from_json, kvs_to_json
+
 _ID_KEYS = ("traceId", "spanId", "parentSpanId")
 
 
@@ -87,38 +89,6 @@ def json_to_request(text: str | bytes) -> ExportTraceServiceRequest:
 _str = json.encoder.encode_basestring  # JSON string, non-ASCII kept
 
 
-def _float(value: float) -> str:
-    if value != value:
-        return "NaN"
-    if value in (float("inf"), float("-inf")):
-        return "Infinity" if value > 0 else "-Infinity"
-    return float.__repr__(value)
-
-
-def _any(value: Any) -> str:
-    if isinstance(value, str):
-        return '{"stringValue":' + _str(value) + "}"
-    if isinstance(value, bool):
-        return '{"boolValue":true}' if value else '{"boolValue":false}'
-    if isinstance(value, int):
-        return '{"intValue":"' + str(value) + '"}'
-    if isinstance(value, float):
-        return '{"doubleValue":' + _float(value) + "}"
-    if isinstance(value, (list, tuple)):
-        return '{"arrayValue":{"values":[' + ",".join([_any(v) for v in value]) + "]}}"
-    if isinstance(value, bytes):
-        return '{"bytesValue":"' + base64.b64encode(value).decode() + '"}'
-    return '{"stringValue":' + _str(str(value)) + "}"
-
-
-def _kvs(attributes: Any) -> str:
-    return (
-        "["
-        + ",".join(['{"key":' + _str(k) + ',"value":' + _any(v) + "}" for k, v in attributes.items()])
-        + "]"
-    )
-
-
 def _flags(context: Any) -> str:
     """OTLP span flags: 'is-remote is known' (0x100), plus 0x200 when the context is remote."""
     return "768" if context is not None and context.is_remote else "256"
@@ -135,17 +105,17 @@ def _span_json(span: Any) -> str:
         parts.append(f',"parentSpanId":"{span.parent.span_id:016x}"')
     parts.append(',"flags":' + _flags(span.parent))
     if span.attributes:
-        parts.append(',"attributes":' + _kvs(span.attributes))
+        parts.append(',"attributes":' + kvs_to_json(span.attributes))
     if span.events:
         events = []
         for e in span.events:
-            attrs = ',"attributes":' + _kvs(e.attributes) if e.attributes else ""
+            attrs = ',"attributes":' + kvs_to_json(e.attributes) if e.attributes else ""
             events.append(f'{{"timeUnixNano":"{e.timestamp}","name":{_str(e.name)}{attrs}}}')
         parts.append(',"events":[' + ",".join(events) + "]")
     if span.links:
         links = []
         for ln in span.links:
-            attrs = ',"attributes":' + _kvs(ln.attributes) if ln.attributes else ""
+            attrs = ',"attributes":' + kvs_to_json(ln.attributes) if ln.attributes else ""
             links.append(
                 f'{{"traceId":"{ln.context.trace_id:032x}","spanId":"{ln.context.span_id:016x}",'
                 f'"flags":{_flags(ln.context)}{attrs}}}'
@@ -178,7 +148,7 @@ def spans_to_json(spans: Any) -> str:
             )
         resource_spans.append(
             '{"resource":{"attributes":'
-            + _kvs(resource.attributes or {})
+            + kvs_to_json(resource.attributes or {})
             + '},"scopeSpans":['
             + ",".join(scope_spans)
             + "]}"
@@ -189,26 +159,6 @@ def spans_to_json(spans: Any) -> str:
 # --- and back: SDK spans from a span-file line ---------------------------------------------
 # The OTLP worker process exports what the eval's process sent it with the standard exporter,
 # which takes SDK spans; the round trip is exact (tested against the protobuf encoding).
-
-
-def _value(v: dict[str, Any]) -> Any:
-    if "stringValue" in v:
-        return v["stringValue"]
-    if "boolValue" in v:
-        return bool(v["boolValue"])
-    if "intValue" in v:
-        return int(v["intValue"])
-    if "doubleValue" in v:
-        return float(v["doubleValue"])
-    if "arrayValue" in v:
-        return tuple(_value(x) for x in v["arrayValue"].get("values", []))
-    if "bytesValue" in v:
-        return base64.b64decode(v["bytesValue"])
-    return None
-
-
-def _attrs(kvs: Any) -> dict[str, Any]:
-    return {kv["key"]: _value(kv.get("value", {})) for kv in kvs or []}
 
 
 def readable_spans(text: str | bytes) -> list[Any]:
@@ -229,7 +179,7 @@ def readable_spans(text: str | bytes) -> list[Any]:
     out: list[Any] = []
     try:
         for rs in _items(doc.get("resourceSpans")):
-            resource = Resource(_attrs(rs.get("resource", {}).get("attributes")))
+            resource = Resource(kvs_from_json(rs.get("resource", {}).get("attributes")))
             for ss in _items(rs.get("scopeSpans")):
                 scope_doc = ss.get("scope", {})
                 scope = InstrumentationScope(scope_doc.get("name", ""), scope_doc.get("version") or None)
@@ -244,13 +194,13 @@ def readable_spans(text: str | bytes) -> list[Any]:
                             ),
                             parent=context(s, s["traceId"], parent_id) if parent_id else None,
                             resource=resource,
-                            attributes=_attrs(s.get("attributes")),
+                            attributes=kvs_from_json(s.get("attributes")),
                             events=[
-                                Event(e["name"], _attrs(e.get("attributes")), int(e["timeUnixNano"]))
+                                Event(e["name"], kvs_from_json(e.get("attributes")), int(e["timeUnixNano"]))
                                 for e in s.get("events", [])
                             ],
                             links=[
-                                Link(context(ln, ln["traceId"], ln["spanId"]), _attrs(ln.get("attributes")))
+                                Link(context(ln, ln["traceId"], ln["spanId"]), kvs_from_json(ln.get("attributes")))
                                 for ln in s.get("links", [])
                             ],
                             kind=SpanKind(int(s.get("kind", 1)) - 1),

@@ -1,15 +1,18 @@
-"""The bridge's own TracerProvider and the processors feeding each configured sink.
+"""The bridge's own TracerProvider and the processors feeding each configured destination.
 
 The provider is never installed globally: opentelemetry-instrument, Logfire or ``weave.init``
 may own the global provider, and the bridge's spans must reach the bridge's destinations
-whatever they do (README, "Where spans go").
+whatever they do (README, "Where spans go"). A provider the user hands to
+``otel_bridge.configure(tracer_provider=...)`` gets the spans too (its processors, resource and
+sampler), and stays the user's: the bridge flushes it but never shuts it down.
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from opentelemetry.sdk import environment_variables as otel
 from opentelemetry.sdk.resources import OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
@@ -20,116 +23,131 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-from otel_bridge import __version__
+from otel_bridge import __version__, notify
 from otel_bridge import conventions as c
-from otel_bridge.config import Settings
-from otel_bridge.sinks.file import FileSpanExporter
-from otel_bridge.sinks.otlp import otlp_timeout
-from otel_bridge.sinks.process import ProcessSinkProcessor
+from otel_bridge.config import DEFAULT_SERVICE_NAME, Settings
+from otel_bridge.exporters.process import WorkerSpanProcessor
+from otel_bridge.exporters.span_file import SpanFileExporter
 from otel_bridge.spanfactory import SpanFactory
 
-
-class _FixedResource(Resource):
-    """The bridge's resource never changes: hash it once.
-
-    The OTLP encoder groups spans by resource, and ``Resource.__hash__`` JSON-encodes every
-    attribute each time it is asked (once per exported span).
-    """
-
-    _hash: int | None = None
-
-    def __hash__(self) -> int:
-        if self._hash is None:
-            self._hash = super().__hash__()
-        return self._hash
-
-    def __eq__(self, other: object) -> bool:
-        return super().__eq__(other)
+#: Finishing W&B / Weave runs may take the flush timeout plus the SDKs' own bounded waits.
+TRANSLATOR_EXIT_WAIT_S = 30.0
+#: The OTLP worker's start-up, on top of the flush timeout and one export's timeout.
+OTLP_EXIT_SLACK_S = 5.0
 
 
-def build_resource(inspect_version: str) -> Resource:
+def build_resource(settings: Settings, inspect_version: str) -> Resource:
     """service.name defaults to inspect-ai; OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES win."""
     defaults = Resource(
         {
-            "service.name": c.DEFAULT_SERVICE_NAME,
+            "service.name": DEFAULT_SERVICE_NAME,
             "service.version": inspect_version,
             c.RESOURCE_DISTRO_NAME: "inspect-otel-bridge",
             c.RESOURCE_DISTRO_VERSION: __version__,
         }
     )
     resource = Resource.create({}).merge(defaults).merge(OTELResourceDetector().detect())
-    service = os.environ.get("OTEL_SERVICE_NAME", "").strip()
-    if service:
-        resource = resource.merge(Resource({"service.name": service}))
-    return _FixedResource(resource.attributes, resource.schema_url)
-
-
-def _batch(exporter: SpanExporter, delay_ms: int, queue: int) -> BatchSpanProcessor:
-    env = os.environ
-    return BatchSpanProcessor(
-        exporter,
-        max_queue_size=None if "OTEL_BSP_MAX_QUEUE_SIZE" in env else queue,
-        schedule_delay_millis=None if "OTEL_BSP_SCHEDULE_DELAY" in env else delay_ms,
-        max_export_batch_size=None if "OTEL_BSP_MAX_EXPORT_BATCH_SIZE" in env else 512,
-    )
+    if settings.core.service_name:
+        resource = resource.merge(Resource({"service.name": settings.core.service_name}))
+    return resource
 
 
 @dataclass
-class Sink:
+class Destination:
+    """One configured destination: the processor the spans go to (and its exporter, if in-process)."""
+
     name: str
     processor: SpanProcessor
     exporter: SpanExporter | None = None
 
 
 class Pipeline:
-    """Provider + sinks for one set of settings; flushed at run end, shut down at exit."""
+    """Provider + destinations for one set of settings; flushed at run end, shut down at exit."""
 
-    def __init__(self, settings: Settings, inspect_version: str, extra: list[Sink] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        inspect_version: str,
+        span_processors: Sequence[SpanProcessor] = (),
+        tracer_provider: TracerProvider | None = None,
+    ) -> None:
         self.settings = settings
-        limits = SpanLimits(
-            max_attributes=None if "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT" in os.environ else 256,
-            max_span_attributes=None if "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT" in os.environ else 256,
-        )
-        self.provider = TracerProvider(resource=build_resource(inspect_version), span_limits=limits)
-        self.sinks: list[Sink] = []
-        self.file: FileSpanExporter | None = None
-        self.otlp: ProcessSinkProcessor | None = None
+        core = settings.core
+        default_limit = None if core.otel_set(otel.OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT) else 256
+        limits = SpanLimits(max_attributes=default_limit, max_span_attributes=default_limit)
+        self.provider = TracerProvider(resource=build_resource(settings, inspect_version), span_limits=limits)
+        self.user_provider = tracer_provider
+        self.destinations: list[Destination] = []
+        self.file: SpanFileExporter | None = None
+        self.otlp: WorkerSpanProcessor | None = None
         self._reported_failed = 0
-        for name in settings.exporters:
-            sink = self._make(name)
-            if sink is not None:
-                self.sinks.append(sink)
-        self.sinks.extend(extra or [])
-        for sink in self.sinks:
-            self.provider.add_span_processor(sink.processor)
+        for name in core.exporters:
+            destination = self._make(name)
+            if destination is not None:
+                self.destinations.append(destination)
+        self.destinations.extend(Destination("custom", p) for p in span_processors)
+        for destination in self.destinations:
+            self.provider.add_span_processor(destination.processor)
+        processors = [d.processor for d in self.destinations]
+        resource, sampler = self.provider.resource, self.provider.sampler
+        if tracer_provider is not None:
+            from otel_bridge._upstream import provider_processor
+
+            processors.append(provider_processor(tracer_provider))
+            resource, sampler = tracer_provider.resource, tracer_provider.sampler
         # the hook's spans: built straight into ReadableSpans for these same processors
-        self.spans = SpanFactory(
-            self.provider.resource,
-            InstrumentationScope(c.SCOPE_NAME, __version__),
-            self.provider.sampler,
-            [sink.processor for sink in self.sinks],
+        self.spans = SpanFactory(resource, InstrumentationScope(c.SCOPE_NAME, __version__), sampler, processors)
+
+    def _batch(self, exporter: SpanExporter, delay_ms: int, queue: int) -> BatchSpanProcessor:
+        core = self.settings.core
+        return BatchSpanProcessor(
+            exporter,
+            max_queue_size=None if core.otel_set(otel.OTEL_BSP_MAX_QUEUE_SIZE) else queue,
+            schedule_delay_millis=None if core.otel_set(otel.OTEL_BSP_SCHEDULE_DELAY) else delay_ms,
+            max_export_batch_size=None if core.otel_set(otel.OTEL_BSP_MAX_EXPORT_BATCH_SIZE) else 512,
         )
 
-    def _make(self, name: str) -> Sink | None:
+    def _make(self, name: str) -> Destination | None:
+        core = self.settings.core
         if name == "file":
-            self.file = FileSpanExporter(self.settings.span_dir)
-            return Sink("file", _batch(self.file, 500, 16384), self.file)
+            self.file = SpanFileExporter(core.span_dir)
+            return Destination("file", self._batch(self.file, 500, 16384), self.file)
         if name == "otlp":
             # the standard exporter runs in a worker process: its protobuf encoding is the
             # costliest per-span work there is, and would otherwise hold the eval's GIL
             # exit waits at most: the flush timeout, one export's timeout, the worker's start-up
-            wait = self.settings.flush_timeout_s + otlp_timeout() + 5.0
-            self.otlp = ProcessSinkProcessor(
-                "otlp", None, max_queue=8192, batch=512, delay_s=1.0, exit_wait_s=wait
-            )
-            return Sink("otlp", self.otlp)
+            wait = core.flush_timeout_s + core.otlp_timeout_s + OTLP_EXIT_SLACK_S
+            self.otlp = WorkerSpanProcessor("otlp", None, max_queue=8192, batch=512, delay_s=1.0, exit_wait_s=wait)
+            return Destination("otlp", self.otlp)
         if name == "console":
             exporter = ConsoleSpanExporter()
-            return Sink("console", SimpleSpanProcessor(exporter), exporter)
-        return None  # weave / wandb sinks are added by their own modules
+            return Destination("console", SimpleSpanProcessor(exporter), exporter)
+        if name in ("weave", "wandb"):
+            return self._translator(name)
+        return None
+
+    def _translator(self, name: str) -> Destination | None:
+        """Weave / W&B: the translation runs in a worker process this processor feeds."""
+        exit_wait = self.settings.core.flush_timeout_s + TRANSLATOR_EXIT_WAIT_S
+        try:
+            if name == "wandb":
+                from otel_bridge.translate.wandb import RELEVANT_SPANS
+
+                return Destination(name, WorkerSpanProcessor(name, RELEVANT_SPANS, exit_wait_s=exit_wait))
+            return Destination(name, WorkerSpanProcessor(name, None, exit_wait_s=exit_wait))
+        except Exception as exc:
+            notify.say(
+                f"the {name} exporter could not start ({type(exc).__name__}: {exc}); "
+                "spans still go to the other exporters and the span file."
+            )
+            return None
 
     def flush(self) -> bool:
-        return self.provider.force_flush(int(self.settings.flush_timeout_s * 1000))
+        timeout_ms = int(self.settings.core.flush_timeout_s * 1000)
+        ok = self.provider.force_flush(timeout_ms)
+        if self.user_provider is not None:
+            ok = self.user_provider.force_flush(timeout_ms) and ok
+        return ok
 
     def shutdown(self) -> None:
         self.flush()
@@ -148,7 +166,7 @@ class Pipeline:
         if self.file is not None and self.file.paths:
             kept = ", ".join(str(p) for p in self.file.paths.values())
         else:
-            kept = ", ".join(report.get("kept") or []) or str(self.settings.span_dir)
+            kept = ", ".join(report.get("kept") or []) or str(self.settings.core.span_dir)
         return (
             f"{count} span(s) were not delivered to the OTLP endpoint {report.get('endpoint')} "
             f"({report.get('error') or 'export failed'}); they are kept in {kept} — "

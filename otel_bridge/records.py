@@ -7,17 +7,19 @@ OTLP/JSON files; all three become ``SpanRecord``s so one pure translation serves
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
+from otel_bridge.anyvalue import kvs_from_proto, kvs_to_proto
 from otel_bridge.otlp_json import OtlpJsonError, json_to_request
 
 STATUS_NAMES = {0: "UNSET", 1: "OK", 2: "ERROR"}
+STATUS_CODES = {name: code for code, name in STATUS_NAMES.items()}
 
 
 @dataclass(frozen=True)
@@ -59,27 +61,10 @@ class SpanRecord:
             return raw
 
 
-def _any_value(v: AnyValue) -> Any:
-    which = v.WhichOneof("value")
-    if which is None:
-        return None
-    if which == "array_value":
-        return [_any_value(x) for x in v.array_value.values]
-    if which == "kvlist_value":
-        return {kv.key: _any_value(kv.value) for kv in v.kvlist_value.values}
-    if which == "bytes_value":
-        return v.bytes_value.hex()
-    return getattr(v, which)
-
-
-def _attrs(kvs: Iterable[KeyValue]) -> dict[str, Any]:
-    return {kv.key: _any_value(kv.value) for kv in kvs}
-
-
 def from_request(request: ExportTraceServiceRequest) -> list[SpanRecord]:
     out: list[SpanRecord] = []
     for rs in request.resource_spans:
-        resource = _attrs(rs.resource.attributes)
+        resource = kvs_from_proto(rs.resource.attributes)
         for ss in rs.scope_spans:
             for s in ss.spans:
                 out.append(
@@ -91,9 +76,9 @@ def from_request(request: ExportTraceServiceRequest) -> list[SpanRecord]:
                         kind=int(s.kind),
                         start_ns=int(s.start_time_unix_nano),
                         end_ns=int(s.end_time_unix_nano),
-                        attributes=_attrs(s.attributes),
+                        attributes=kvs_from_proto(s.attributes),
                         events=tuple(
-                            SpanEvent(e.name, int(e.time_unix_nano), _attrs(e.attributes)) for e in s.events
+                            SpanEvent(e.name, int(e.time_unix_nano), kvs_from_proto(e.attributes)) for e in s.events
                         ),
                         links=tuple((ln.trace_id.hex(), ln.span_id.hex()) for ln in s.links),
                         status=STATUS_NAMES.get(int(s.status.code), "UNSET"),
@@ -123,6 +108,42 @@ def from_readable(span: Any) -> SpanRecord:
         status_message=span.status.description or "",
         resource=dict(span.resource.attributes),
     )
+
+
+def to_request(records: Sequence[SpanRecord]) -> ExportTraceServiceRequest:
+    """Inverse of ``from_request`` (bytes attribute values stay hex strings; scope is not kept)."""
+    request = ExportTraceServiceRequest()
+    by_resource: dict[str, Any] = {}
+    for r in records:
+        rkey = json.dumps(r.resource, sort_keys=True, default=str)
+        scope_spans = by_resource.get(rkey)
+        if scope_spans is None:
+            rs = request.resource_spans.add()
+            rs.resource.attributes.extend(kvs_to_proto(r.resource))
+            scope_spans = rs.scope_spans.add()
+            by_resource[rkey] = scope_spans
+        span = Span(
+            trace_id=bytes.fromhex(r.trace_id),
+            span_id=bytes.fromhex(r.span_id),
+            parent_span_id=bytes.fromhex(r.parent_id) if r.parent_id else b"",
+            name=r.name,
+            kind=r.kind,  # type: ignore[arg-type]
+            start_time_unix_nano=r.start_ns,
+            end_time_unix_nano=r.end_ns,
+            status=Status(code=STATUS_CODES.get(r.status, 0), message=r.status_message),  # type: ignore[arg-type]
+        )
+        span.attributes.extend(kvs_to_proto(r.attributes))
+        for e in r.events:
+            event = span.events.add()
+            event.name = e.name
+            event.time_unix_nano = e.time_ns
+            event.attributes.extend(kvs_to_proto(e.attributes))
+        for trace_id, span_id in r.links:
+            link = span.links.add()
+            link.trace_id = bytes.fromhex(trace_id)
+            link.span_id = bytes.fromhex(span_id)
+        scope_spans.spans.append(span)
+    return request
 
 
 @dataclass

@@ -8,7 +8,6 @@ they occur in any string the bridge emits.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -30,8 +29,8 @@ def is_secret_key(key: str) -> bool:
 class Redactor:
     """Built once per run from the environment; cheap when there is nothing to hide."""
 
-    def __init__(self, env: Mapping[str, str] | None = None, extra: tuple[str, ...] = ()) -> None:
-        source = os.environ if env is None else env
+    def __init__(self, env: Mapping[str, str], extra: tuple[str, ...] = ()) -> None:
+        source = env
         values = {v for k, v in source.items() if _SECRET_ENV.search(k) and len(v) >= _MIN_SECRET_LEN} | {
             v for v in extra if len(v) >= _MIN_SECRET_LEN
         }

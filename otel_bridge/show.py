@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from otel_bridge import conventions as c
+from otel_bridge.config import columns_forced
 from otel_bridge.records import FileReadReport, SpanRecord, read_span_file
 
 
@@ -189,7 +189,7 @@ def render_summary(view: RunView) -> Table:
 def show(path: Path, max_depth: int = 6, max_samples: int = 3, console: Console | None = None) -> RunView:
     if console is None:
         # piped or in CI: rich would assume 80 columns and squeeze the results table
-        wide = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+        wide = not sys.stdout.isatty() and not columns_forced()
         console = Console(width=140 if wide else None)
     view = RunView.load(path)
     console.print(f"[dim]{path} — {len(view.spans)} spans in {view.report.requests} batches[/dim]")

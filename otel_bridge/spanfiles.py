@@ -1,15 +1,43 @@
-"""Where span files live and how to find the one a user means."""
+"""Span files: how they are named and grouped, and how to find the one a user means.
+
+One rule for every writer (the hook's span-file exporter, the receiver's file sink): a file per
+Inspect run (else per eval set, else ``misc``), named ``<prefix><UTC stamp>_<key>.jsonl``, and a
+run resumed later appends to its newest existing file.
+"""
 
 from __future__ import annotations
 
-import os
+import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from otel_bridge.sinks.file import SUFFIX
+from otel_bridge import conventions as c
+from otel_bridge.config import default_span_dir
+
+SUFFIX = ".jsonl"
+
+
+def file_key(attributes: Mapping[str, Any]) -> str:
+    """The group a span's file is chosen by: its run, else its eval set, else ``misc``."""
+    run_id = attributes.get(c.RUN_ID)
+    if run_id:
+        return str(run_id)
+    eval_set = attributes.get(c.EVAL_SET_ID)
+    return f"eval-set-{eval_set}" if eval_set else "misc"
+
+
+def path_for(directory: Path, prefix: str, key: str) -> Path:
+    """The file of ``key``: its newest existing one (a resumed run), else a new stamped name."""
+    existing = sorted(directory.glob(f"{prefix}*_{key}{SUFFIX}"))
+    if existing:
+        return existing[-1]
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    return directory / f"{prefix}{stamp}_{key}{SUFFIX}"
 
 
 def default_dir() -> Path:
-    return Path(os.environ.get("INSPECT_OTEL_DIR") or "otel-spans")
+    return default_span_dir()
 
 
 def latest(directory: Path | None = None) -> Path | None:

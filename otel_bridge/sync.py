@@ -5,14 +5,14 @@ Sinks are idempotent, so a second sync, or a sync after a partial live upload, a
 
 from __future__ import annotations
 
-import os
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from otel_bridge.config import Settings
+from otel_bridge.config import CoreSettings, Settings
+from otel_bridge.exporters.otlp import otlp_endpoint
 from otel_bridge.otlp_json import json_to_request
 from otel_bridge.records import FileReadReport, SpanRecord, read_span_file
 
@@ -51,14 +51,11 @@ def _describe_damage(report: FileReadReport) -> str | None:
     return f"{report.path}: " + "; ".join(parts) if parts else None
 
 
-def otlp_post(body: bytes, endpoint: str | None = None, timeout: float = 10.0) -> None:
+def otlp_post(body: bytes, core: CoreSettings, timeout: float = 10.0) -> None:
     """POST one protobuf ExportTraceServiceRequest to the configured OTLP/HTTP endpoint."""
-    url = endpoint or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-    if not url:
-        base = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318").rstrip("/")
-        url = f"{base}/v1/traces"
+    url = otlp_endpoint(replace(core, otlp_protocol="http/protobuf"))  # always OTLP/HTTP here
     headers = {"Content-Type": "application/x-protobuf"}
-    for item in (os.environ.get("OTEL_EXPORTER_OTLP_HEADERS") or "").split(","):
+    for item in (core.otlp_headers or "").split(","):
         if "=" in item:
             key, value = item.split("=", 1)
             headers[urllib.parse.unquote(key.strip())] = urllib.parse.unquote(value.strip())
@@ -67,7 +64,7 @@ def otlp_post(body: bytes, endpoint: str | None = None, timeout: float = 10.0) -
         response.read()
 
 
-def _sync_otlp(path: Path, report: SyncReport) -> None:
+def _sync_otlp(path: Path, report: SyncReport, core: CoreSettings) -> None:
     sent = 0
     with open(path, "rb") as fh:
         for number, line in enumerate(fh, start=1):
@@ -78,7 +75,7 @@ def _sync_otlp(path: Path, report: SyncReport) -> None:
             except ValueError:
                 continue  # reported by the record pass
             try:
-                otlp_post(request.SerializeToString())
+                otlp_post(request.SerializeToString(), core)
             except Exception as exc:
                 report.problems.append(f"otlp: {path} line {number}: {type(exc).__name__}: {exc}")
                 break
@@ -97,7 +94,7 @@ def sync_paths(
 
     report = SyncReport()
     # the destinations are the targets, not INSPECT_OTEL_EXPORTERS (sinks cross-reference each other)
-    settings = replace(settings, exporters=tuple(targets))
+    settings = settings.with_exporters(tuple(targets))
     sinks = []
     for name in targets:
         if name == "otlp":
@@ -121,13 +118,13 @@ def sync_paths(
         if damage:
             report.damaged.append(damage)
         if "otlp" in targets:
-            _sync_otlp(path, report)
+            _sync_otlp(path, report, settings.core)
         done_bytes += path.stat().st_size
         if on_progress:
             on_progress(done_bytes, total_bytes)
     for sink in sinks:
         sink.finalize_incomplete("the task never finished (the process stopped before its end was recorded)")
-        sink.flush(settings.flush_timeout_s * 12)
+        sink.flush(settings.core.flush_timeout_s * 12)
         problem = sink.problem()
         if problem:
             report.problems.append(f"{sink.name}: {problem}")

@@ -5,7 +5,6 @@ Nothing here may raise into Inspect, block on I/O, or parse settings per call.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -27,7 +26,7 @@ from inspect_ai.hooks import (
 )
 
 from otel_bridge import notify
-from otel_bridge.switch import ENABLED_VAR, FALSE_VALUES, TRUE_VALUES
+from otel_bridge.config import enabled_raw, tracing_enabled
 
 if TYPE_CHECKING:
     from otel_bridge.hook.recorder import Recorder
@@ -39,14 +38,13 @@ _enabled_cache: tuple[str | None, bool] = (None, False)
 def _enabled() -> bool:
     """One dict lookup per call; the parsed answer is cached per raw value."""
     global _enabled_cache
-    raw = os.environ.get(ENABLED_VAR)
+    raw = enabled_raw()
     cached_raw, answer = _enabled_cache
     if raw == cached_raw:
         return answer
-    low = (raw or "").strip().lower()
-    answer = low in TRUE_VALUES
-    if raw is not None and not answer and low not in FALSE_VALUES:
-        notify.say(f"{ENABLED_VAR}={raw!r} is not a boolean (use 1/true to enable); tracing is off.")
+    answer, problem = tracing_enabled()
+    if problem:
+        notify.say(problem)
     _enabled_cache = (raw, answer)
     return answer
 

@@ -11,11 +11,11 @@ import contextlib
 import threading
 from importlib.metadata import PackageNotFoundError, version
 
-from otel_bridge import __version__, notify
+from otel_bridge import __version__, api, notify
 from otel_bridge import conventions as c
-from otel_bridge.config import Settings, load_settings
+from otel_bridge.config import Settings, environment, load_settings
 from otel_bridge.hook.recorder import Recorder
-from otel_bridge.pipeline import Pipeline, Sink
+from otel_bridge.pipeline import Pipeline
 from otel_bridge.redact import Redactor
 
 
@@ -30,12 +30,18 @@ class Session:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         inspect_version = _inspect_version()
-        self.pipeline = Pipeline(settings, inspect_version, extra=_translator_sinks(settings))
+        self.extra = api.current()
+        self.pipeline = Pipeline(
+            settings,
+            inspect_version,
+            span_processors=self.extra.span_processors,
+            tracer_provider=self.extra.tracer_provider,
+        )
         versions: dict[str, str | bool | int | float | list[str]] = {
             c.INSPECT_VERSION: inspect_version,
             c.BRIDGE_VERSION: __version__,
         }
-        self.recorder = Recorder(self.pipeline.spans, settings, Redactor(), versions)
+        self.recorder = Recorder(self.pipeline.spans, settings, Redactor(environment()), versions)
 
     def finish_batch(self) -> None:
         """End of a run or eval set: deliver what is queued, within the bounded timeout.
@@ -56,26 +62,6 @@ class Session:
             notify.say(message)
 
 
-def _translator_sinks(settings: Settings) -> list[Sink]:
-    """Weave / W&B sinks, imported only when enabled (they pull in heavy SDKs)."""
-    sinks: list[Sink] = []
-    for name in settings.exporters:
-        if name in {"weave", "wandb"}:
-            try:
-                from otel_bridge.sinks import registry
-
-                sink = registry.make(name, settings)
-            except Exception as exc:
-                notify.say(
-                    f"the {name} exporter could not start ({type(exc).__name__}: {exc}); "
-                    "spans still go to the other exporters and the span file."
-                )
-                continue
-            if sink is not None:
-                sinks.append(sink)
-    return sinks
-
-
 _lock = threading.Lock()
 _session: Session | None = None
 
@@ -87,7 +73,8 @@ def begin() -> Session:
         settings = load_settings()
         for problem in settings.problems:
             notify.say(problem)
-        if _session is not None and _session.settings != settings and _session.recorder.idle:
+        changed = _session is not None and (_session.settings != settings or _session.extra != api.current())
+        if _session is not None and changed and _session.recorder.idle:
             _session.close()
             _session = None
         if _session is None:

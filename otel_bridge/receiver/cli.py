@@ -63,17 +63,15 @@ def add_serve_command(subparsers: argparse._SubParsersAction) -> argparse.Argume
 
 def run_serve(args: argparse.Namespace) -> int:
     """Build sinks from the arguments and environment, then ``serve`` until SIGTERM/SIGINT."""
-    from dataclasses import replace
-
     settings = load_settings()
     if args.span_dir is not None:
-        settings = replace(settings, span_dir=args.span_dir)
-    spool_dir: Path = args.spool_dir or settings.receiver_spool_dir
+        settings = settings.with_span_dir(args.span_dir)
+    spool_dir: Path = args.spool_dir or settings.receiver.spool_dir
     names = [n.strip() for n in args.to.split(",") if n.strip()] if args.to else default_sink_names(settings)
     try:
         from otel_bridge.receiver.server import check_bind
 
-        check_bind(args.host, settings.receiver_token)  # before any sink logs in anywhere
+        check_bind(args.host, settings.receiver.token)  # before any sink logs in anywhere
         sinks = build_sinks(names, settings, spool_dir)
     except ReceiverConfigError as exc:
         print(f"otel-bridge serve: {exc}", file=sys.stderr, flush=True)

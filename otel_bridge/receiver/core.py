@@ -15,7 +15,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -59,15 +59,14 @@ class ReceiverOptions:
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> ReceiverOptions:
+        r = settings.receiver
         base = cls(
-            token=settings.receiver_token,
-            max_body_bytes=settings.receiver_max_body_bytes,
-            stale_after_s=settings.receiver_stale_after_s,
-            spool_max_bytes=settings.receiver_spool_max_bytes,
-            dedup_spans=settings.receiver_dedup_spans,
+            token=r.token,
+            max_body_bytes=r.max_body_bytes,
+            stale_after_s=r.stale_after_s,
+            spool_max_bytes=r.spool_max_bytes,
+            dedup_spans=r.dedup_spans,
         )
-        from dataclasses import replace
-
         return replace(base, **overrides)
 
 
@@ -251,18 +250,15 @@ class Receiver:
         return f"{rejected} span(s) rejected: {_summarise(reasons)}"
 
     def _sink_rejections(self, records: list[SpanRecord], reasons: list[str]) -> int:
-        """Spans some sink says it can never translate (optional ``validate`` hook on a sink).
+        """Spans some sink says it can never translate (``RecordSink.validate``).
 
         They still go to the other sinks (a sink skips what it cannot translate), and are counted
         in partial_success so the sender learns about them without retrying.
         """
         bad: set[tuple[str, str]] = set()
         for sink in self.sinks:
-            validate = getattr(sink, "validate", None)
-            if not callable(validate):
-                continue
             try:
-                found = validate(records) or {}
+                found = sink.validate(records) or {}
             except Exception as exc:
                 notify.say(f"the {sink.name} sink could not validate spans ({type(exc).__name__}: {exc}).")
                 continue
@@ -446,7 +442,6 @@ class Receiver:
     def _check_stale(self) -> None:
         """Tasks silent for ``stale_after_s`` are ended as failed.
 
-        A sink with ``finalize_tasks(task_ids, reason)`` gets exactly the stale tasks; the protocol's
         ``finalize_incomplete`` ends *every* open task, so it is called only once all open tasks
         are stale (it must never end a task that is still sending spans).
         """
@@ -462,16 +457,11 @@ class Receiver:
             f"no spans for this task reached the receiver for {after:g} s "
             "(INSPECT_OTEL_RECEIVER_STALE_AFTER); it was probably interrupted"
         )
-        everything = len(stale) == len(self._open_tasks)
-        per_task = all(callable(getattr(s, "finalize_tasks", None)) for s in self.sinks)
-        if not per_task and not everything:
+        if len(stale) != len(self._open_tasks):
             return
         for sink in self.sinks:
             try:
-                if per_task:
-                    sink.finalize_tasks(stale, reason)  # type: ignore[attr-defined]
-                else:
-                    sink.finalize_incomplete(reason)
+                sink.finalize_incomplete(reason)
             except Exception as exc:
                 notify.say(f"the {sink.name} sink could not finalise tasks ({type(exc).__name__}: {exc}).")
         for task in stale:

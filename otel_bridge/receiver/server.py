@@ -14,7 +14,6 @@ import sys
 import threading
 import uuid
 from collections.abc import Sequence
-from dataclasses import replace
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
@@ -24,11 +23,11 @@ import grpc
 
 from otel_bridge.config import Settings
 from otel_bridge.receiver.core import Receiver, ReceiverOptions
-from otel_bridge.receiver.file_sink import FileRecordSink
 from otel_bridge.receiver.grpc import make_grpc_server
 from otel_bridge.receiver.http import make_http_server
 from otel_bridge.receiver.spool import Spool, SpoolInUse
 from otel_bridge.sinks.base import RecordSink
+from otel_bridge.sinks.file import FileRecordSink
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_HTTP_PORT = 4320
@@ -81,10 +80,10 @@ def build_sinks(names: Sequence[str], settings: Settings, spool_dir: Path) -> li
     """
     sinks: list[RecordSink] = []
     # the destinations are these names, not INSPECT_OTEL_EXPORTERS (sinks cross-reference each other)
-    settings = replace(settings, exporters=tuple(n for n in names if ":" not in n))
+    settings = settings.with_exporters(tuple(n for n in names if ":" not in n))
     for name in names:
         if name == "file":
-            sinks.append(FileRecordSink(settings.span_dir, prefix=f"received-{instance_id(spool_dir)}-"))
+            sinks.append(FileRecordSink(settings.core.span_dir, prefix=f"received-{instance_id(spool_dir)}-"))
         elif name in ("weave", "wandb"):
             from otel_bridge.sinks.registry import make_record_sink
 
@@ -208,7 +207,7 @@ def serve(
     """Run until SIGTERM/SIGINT (or ``stop``); returns the process exit code."""
     out = out or sys.stderr
     options = options or ReceiverOptions.from_settings(settings)
-    spool_dir = spool_dir or settings.receiver_spool_dir
+    spool_dir = spool_dir or settings.receiver.spool_dir
     stop_event = stop or threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -272,5 +271,5 @@ def serve(
 
 def default_sink_names(settings: Settings) -> list[str]:
     """The record sinks among INSPECT_OTEL_EXPORTERS (weave, wandb, file); ``file`` when none."""
-    names = [n for n in settings.exporters if n in RECORD_SINKS]
+    names = [n for n in settings.core.exporters if n in RECORD_SINKS]
     return names or ["file"]

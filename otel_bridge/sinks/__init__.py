@@ -1,1 +1,1 @@
-"""Destinations for the bridge's spans. Each sink is a SpanExporter or SpanProcessor."""
+"""RecordSinks: what consumes SpanRecords (Weave, W&B Models, span files), and their contract."""

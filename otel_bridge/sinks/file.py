@@ -1,91 +1,114 @@
-"""OTLP/JSON-lines span files, one per run, appended as spans end.
+"""The ``file`` record sink: received spans into span files, so the receiver works with nothing else set up.
 
-A line is written and flushed per export batch, so a killed process keeps everything exported
-before it died; ``otel-bridge show`` and ``sync`` read these files.
+Files have the in-process span-file format (OTLP/JSON lines, one file per Inspect run), so
+``otel-bridge show`` and ``otel-bridge sync --to weave,wandb`` work on them later. Names carry a
+per-receiver prefix: two receivers writing into one directory never share a file. A span already
+written (seen in this process or in this receiver's recent files) is skipped, which makes a spool
+replay after a crash idempotent.
 """
 
 from __future__ import annotations
 
-import threading
-import time
+import os
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from otel_bridge import spanfiles
+from otel_bridge.otlp_json import request_to_json
+from otel_bridge.records import FileReadReport, NotASpanFile, SpanRecord, read_span_file, to_request
+from otel_bridge.sinks.base import RecordSink
+from otel_bridge.spanfiles import SUFFIX
 
-from otel_bridge import conventions as c
-from otel_bridge.otlp_json import spans_to_json
+class FileRecordSink(RecordSink):
+    """A ``RecordSink`` writing span files; fsynced on ``flush`` (the receiver commits after that)."""
 
-SUFFIX = ".jsonl"
+    name = "file"
 
-
-def file_key(span: ReadableSpan) -> str:
-    attrs = span.attributes or {}
-    run_id = attrs.get(c.RUN_ID)
-    if run_id:
-        return str(run_id)
-    eval_set = attrs.get(c.EVAL_SET_ID)
-    return f"eval-set-{eval_set}" if eval_set else "misc"
-
-
-class FileSpanExporter(SpanExporter):
-    """Writes each batch as one OTLP/JSON line into the file of the run it belongs to."""
-
-    def __init__(self, directory: Path, prefix: str = "") -> None:
+    def __init__(self, directory: Path, prefix: str, remember: int = 200_000) -> None:
         self.directory = directory
         self.prefix = prefix
-        self.paths: dict[str, Path] = {}
-        self._handles: dict[str, IO[str]] = {}
-        self._lock = threading.Lock()
         self.written = 0
-        self.failed = 0
-        self.last_error: str | None = None
+        self._paths: dict[str, Path] = {}
+        self._handles: dict[str, IO[str]] = {}
+        self._seen: set[tuple[str, str]] = set()
+        self._order: deque[tuple[str, str]] = deque()
+        self._remember_max = remember
+        self._error: str | None = None
+        self._load_recent()
 
-    def path_for(self, key: str) -> Path:
-        path = self.paths.get(key)
+    def _remember(self, key: tuple[str, str]) -> None:
+        self._seen.add(key)
+        self._order.append(key)
+        if len(self._order) > self._remember_max:
+            self._seen.discard(self._order.popleft())
+
+    def _load_recent(self) -> None:
+        """Rebuild the seen-set from this receiver's newest files (what a replay could repeat)."""
+        if not self.directory.is_dir():
+            return
+        files = sorted(
+            self.directory.glob(f"{self.prefix}*{SUFFIX}"), key=lambda p: p.stat().st_mtime, reverse=True
+        )
+        keys: list[tuple[str, str]] = []
+        for path in files:
+            try:
+                keys.extend((r.trace_id, r.span_id) for r in read_span_file(path, FileReadReport(path)))
+            except (OSError, NotASpanFile):
+                continue
+            if len(keys) >= self._remember_max:
+                break
+        for key in reversed(keys[: self._remember_max]):
+            self._remember(key)
+
+    def _path_for(self, key: str) -> Path:
+        path = self._paths.get(key)
         if path is None:
-            stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-            path = self.directory / f"{self.prefix}{stamp}_{key}{SUFFIX}"
-            existing = sorted(self.directory.glob(f"{self.prefix}*_{key}{SUFFIX}"))
-            if existing:  # a run resumed in this process, or a second exporter for it
-                path = existing[-1]
-            self.paths[key] = path
+            path = self._paths[key] = spanfiles.path_for(self.directory, self.prefix, key)
         return path
 
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        groups: dict[str, list[ReadableSpan]] = {}
-        for span in spans:
-            groups.setdefault(file_key(span), []).append(span)
+    def consume(self, records: Sequence[SpanRecord]) -> None:
+        groups: dict[str, list[SpanRecord]] = {}
+        for r in records:
+            if (r.trace_id, r.span_id) not in self._seen:
+                groups.setdefault(spanfiles.file_key(r.attributes), []).append(r)
+        if not groups:
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
         try:
-            with self._lock:
-                self.directory.mkdir(parents=True, exist_ok=True)
-                for key, group in groups.items():
-                    handle = self._handles.get(key)
-                    if handle is None:
-                        handle = open(self.path_for(key), "a", encoding="utf-8")  # noqa: SIM115
-                        self._handles[key] = handle
-                    handle.write(spans_to_json(group) + "\n")
-                    handle.flush()
-                    self.written += len(group)
-        except Exception as exc:  # disk full, permissions: counted and reported, never raised
-            self.failed += len(spans)
-            self.last_error = f"{type(exc).__name__}: {exc}"
-            return SpanExportResult.FAILURE
-        return SpanExportResult.SUCCESS
+            for key, group in groups.items():
+                handle = self._handles.get(key)
+                if handle is None:
+                    handle = open(self._path_for(key), "a", encoding="utf-8")  # noqa: SIM115
+                    self._handles[key] = handle
+                handle.write(request_to_json(to_request(group)) + "\n")
+                handle.flush()
+                for r in group:
+                    self._remember((r.trace_id, r.span_id))
+                self.written += len(group)
+        except OSError as exc:
+            self._error = f"cannot write span files in {self.directory} ({exc})"
+            raise
 
-    def close_run(self, key: str) -> None:
-        with self._lock:
-            handle = self._handles.pop(key, None)
-            if handle is not None:
-                handle.close()
-
-    def shutdown(self) -> None:
-        with self._lock:
+    def flush(self, timeout_s: float) -> bool:
+        try:
             for handle in self._handles.values():
-                handle.close()
-            self._handles.clear()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            self._error = f"cannot write span files in {self.directory} ({exc})"
+            return False
         return True
+
+    def finalize_incomplete(self, reason: str) -> None:
+        """Span files hold raw spans; there is no task state to end."""
+
+    def close(self) -> None:
+        self.flush(0)
+        for handle in self._handles.values():
+            handle.close()
+        self._handles.clear()
+
+    def problem(self) -> str | None:
+        return self._error

@@ -14,6 +14,8 @@ from collections.abc import Iterator, Sequence
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from otel_bridge.config import CoreSettings
+
 _OVERHEAD = 256  # ids, times, names, framing per span
 
 
@@ -118,31 +120,27 @@ class ResilientExporter(SpanExporter):
         return True
 
 
-def otlp_timeout() -> float:
-    """The exporter's own timeout, capped so a black-holed endpoint cannot hold the exit long."""
-    import os
-
-    raw = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT") or os.environ.get("OTEL_EXPORTER_OTLP_TIMEOUT")
-    try:
-        value = float(raw) if raw else 10.0
-    except ValueError:
-        value = 10.0
-    if value > 1000:  # the spec says milliseconds; the Python SDK historically used seconds
-        value /= 1000
-    return min(value, 10.0)
+def otlp_endpoint(core: CoreSettings) -> str:
+    """The traces endpoint the standard exporter resolves from the same variables (for messages)."""
+    if core.otlp_protocol == "grpc":
+        return core.otlp_traces_endpoint or core.otlp_endpoint or "http://localhost:4317"
+    if core.otlp_traces_endpoint:
+        return core.otlp_traces_endpoint
+    return (core.otlp_endpoint or "http://localhost:4318").rstrip("/") + "/v1/traces"
 
 
-def make_otlp_exporter(protocol: str, timeout_s: float | None = None) -> tuple[SpanExporter, str]:
-    """The standard exporter for the configured protocol, and a description of its endpoint."""
-    import os
+def make_otlp_exporter(core: CoreSettings) -> tuple[SpanExporter, str]:
+    """The standard exporter for the configured protocol, and a description of its endpoint.
 
-    if protocol == "grpc":
+    The exporter reads its own OTEL_EXPORTER_OTLP_* variables; only the (capped) timeout is passed.
+    """
+    exporter: SpanExporter
+    if core.otlp_protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 
-        grpc_exporter = GrpcExporter(timeout=timeout_s)
-        return grpc_exporter, str(getattr(grpc_exporter, "_endpoint", "grpc"))
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+        exporter = GrpcExporter(timeout=core.otlp_timeout_s)
+    else:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 
-    http_exporter = HttpExporter(timeout=timeout_s)
-    endpoint = str(getattr(http_exporter, "_endpoint", os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")))
-    return http_exporter, endpoint
+        exporter = HttpExporter(timeout=core.otlp_timeout_s)
+    return exporter, otlp_endpoint(core)

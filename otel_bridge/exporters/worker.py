@@ -3,35 +3,30 @@
 The W&B and Weave SDKs cost seconds of CPU to import and start, the OTLP exporter's protobuf
 encoding costs more CPU per span than building the span, and all of it holds the GIL: in the
 eval's process that time is taken from the eval's event loop. Here it runs beside it.
-Started by ``otel_bridge.sinks.process``::
+Started by ``otel_bridge.exporters.process``::
 
-    python -m otel_bridge.sinks.worker NAME
+    python -m otel_bridge.exporters.worker NAME
 
-stdin: one OTLP/JSON export request per line, or a control line ``{"control": "flush", "id": N,
-"timeout": S}``, answered on stdout with ``ACK_PREFIX {"ack": N, "ok": bool, "report": {...}}``
-(other stdout lines are the SDKs' own output, which the eval's process passes on). End of input
-(the eval's process exited, however it exited) ends still-open tasks as failed, closes the sink,
-writes a final ``{"final": true, "report": ...}`` line (OTLP: spans not delivered, where they are
-kept) and exits. Settings come from the same environment as the eval's.
+The frames are ``otel_bridge.exporters.worker_protocol``'s: span batches and flush requests in,
+acknowledgements out (other stdout lines are the SDKs' own output, which the eval's process
+passes on). End of input (the eval's process exited, however it exited) ends still-open tasks as
+failed, closes the sink, sends a final report (OTLP: spans not delivered, where they are kept)
+and exits. Settings come from the same environment as the eval's.
 """
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 from typing import Any, Protocol
 
 from otel_bridge import notify
 from otel_bridge.config import Settings, load_settings
+from otel_bridge.exporters.worker_protocol import REPORTED, Ack, ack_frame, parse_control
 from otel_bridge.otlp_json import OtlpJsonError, json_to_request, readable_spans
 from otel_bridge.records import from_request
 from otel_bridge.sinks.base import RecordSink
-from otel_bridge.sinks.process import ACK_PREFIX
 from otel_bridge.sinks.registry import make_record_sink
-
-CONTROL_PREFIX = b'{"control"'
-REPORTED = 3  # exit status: failed, and the user was already told why
 
 
 class _Target(Protocol):
@@ -65,14 +60,15 @@ class _OtlpTarget:
     """The standard OTLP exporter (via ResilientExporter), fed the eval's spans."""
 
     def __init__(self, settings: Settings) -> None:
-        from otel_bridge.sinks.file import FileSpanExporter
-        from otel_bridge.sinks.otlp import ResilientExporter, make_otlp_exporter, otlp_timeout
+        from otel_bridge.exporters.otlp import ResilientExporter, make_otlp_exporter
+        from otel_bridge.exporters.span_file import SpanFileExporter
 
-        inner, endpoint = make_otlp_exporter(settings.otlp_protocol, otlp_timeout())
+        core = settings.core
+        inner, endpoint = make_otlp_exporter(core)
         # without a span file, what could not be delivered is kept in its own file
-        spill = None if "file" in settings.exporters else FileSpanExporter(settings.span_dir, "undelivered-")
+        spill = None if "file" in core.exporters else SpanFileExporter(core.span_dir, "undelivered-")
         self.spill = spill
-        self.exporter = ResilientExporter(inner, endpoint, settings.export_max_bytes, spill)
+        self.exporter = ResilientExporter(inner, endpoint, core.export_max_bytes, spill)
 
     def take(self, line: bytes) -> None:
         self.exporter.export(readable_spans(line))
@@ -104,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     # acknowledgements share stdout with whatever the SDKs print: marked lines, written whole
     real_stdout = sys.stdout
 
-    def ack(message: dict[str, Any]) -> None:
-        real_stdout.write(ACK_PREFIX + json.dumps(message) + "\n")
+    def ack(message: Ack) -> None:
+        real_stdout.write(ack_frame(message) + "\n")
         real_stdout.flush()
 
     try:
@@ -123,10 +119,10 @@ def main(argv: list[str] | None = None) -> int:
         line = raw.strip()
         if not line:
             continue
-        if line.startswith(CONTROL_PREFIX):
-            control = json.loads(line)
-            ok = target.flush(float(control.get("timeout", 10)))
-            ack({"ack": control["id"], "ok": ok, "report": target.report()})
+        control = parse_control(line)
+        if control is not None:
+            ok = target.flush(control.timeout_s)
+            ack(Ack(control.ident, ok, report=target.report()))
             continue
         try:
             target.take(line)
@@ -142,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         target.close()
     except Exception as exc:
         notify.say(f"the {name} exporter could not finish ({type(exc).__name__}: {exc}).")
-    ack({"final": True, "report": target.report()})
+    ack(Ack(None, True, final=True, report=target.report()))
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Feeds an exporter running in a worker process (``otel_bridge.sinks.worker``).
+"""Feeds an exporter running in a worker process (``otel_bridge.exporters.worker``).
 
 On the eval's loop ``on_end`` only filters and enqueues; a writer thread encodes batches as
 OTLP/JSON lines into the worker's stdin. The worker's SDK imports, translation and writes use
@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import io
 import itertools
-import json
 import queue
 import subprocess
 import sys
@@ -23,22 +22,16 @@ from typing import IO, Any
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
-from otel_bridge import notify
+from otel_bridge import config, notify
+from otel_bridge.exporters.worker_protocol import REPORTED, Flush, flush_frame, parse_ack
 from otel_bridge.otlp_json import spans_to_json
-
-REPORTED = 3  # the worker's exit status when it already told the user what failed
-ACK_PREFIX = "\x1eotel-bridge-ack "  # starts the worker's acknowledgement lines on its stdout
 
 _STOP = object()
 
 
-class _Flush:
-    def __init__(self, ident: int, timeout_s: float) -> None:
-        self.ident = ident
-        self.timeout_s = timeout_s
+class WorkerSpanProcessor(SpanProcessor):
+    """A span processor whose exporter runs in ``python -m otel_bridge.exporters.worker NAME``."""
 
-
-class ProcessSinkProcessor(SpanProcessor):
     def __init__(
         self,
         name: str,
@@ -61,12 +54,13 @@ class ProcessSinkProcessor(SpanProcessor):
         self._acks: dict[int, tuple[threading.Event, list[bool]]] = {}
         self._broken = False
         self._stopping = False
-        # stdout carries the acknowledgements (ACK_PREFIX lines); anything else the SDKs print
+        # stdout carries the acknowledgements (worker_protocol frames); anything else the SDKs print
         # there is relayed to this process's stdout. stderr is inherited.
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "otel_bridge.sinks.worker", name],
+            [sys.executable, "-m", "otel_bridge.exporters.worker", name],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            env=config.environment(),  # settings made with otel_bridge.configure() included
         )
         assert self._proc.stdin is not None and self._proc.stdout is not None
         self._stdin: IO[bytes] = self._proc.stdin
@@ -101,7 +95,7 @@ class ProcessSinkProcessor(SpanProcessor):
         result: list[bool] = []
         self._acks[ident] = (done, result)
         try:
-            self._queue.put(_Flush(ident, timeout_s), timeout=timeout_s)
+            self._queue.put(Flush(ident, timeout_s), timeout=timeout_s)
         except queue.Full:
             return False
         finished = done.wait(timeout_s)
@@ -136,7 +130,7 @@ class ProcessSinkProcessor(SpanProcessor):
             item = self._queue.get()
             if item is _STOP:
                 break
-            if isinstance(item, _Flush):
+            if isinstance(item, Flush):
                 self._send_flush(item)
                 continue
             spans = [item]
@@ -158,12 +152,12 @@ class ProcessSinkProcessor(SpanProcessor):
                 if control is _STOP:
                     self._close_stdin()
                     return
-                if isinstance(control, _Flush):
+                if isinstance(control, Flush):
                     self._send_flush(control)
         self._close_stdin()
 
-    def _send_flush(self, flush: _Flush) -> None:
-        self._send(json.dumps({"control": "flush", "id": flush.ident, "timeout": flush.timeout_s}))
+    def _send_flush(self, flush: Flush) -> None:
+        self._send(flush_frame(flush))
 
     def _send(self, line: str) -> None:
         if self._broken:
@@ -181,20 +175,16 @@ class ProcessSinkProcessor(SpanProcessor):
 
     def _read_acks(self) -> None:
         for line in self._ack_pipe:
-            if not line.startswith(ACK_PREFIX):
+            ack = parse_ack(line)
+            if ack is None:
                 with contextlib.suppress(Exception):  # the worker's SDKs printing: pass it on
                     sys.stdout.write(line)
                     sys.stdout.flush()
                 continue
-            try:
-                ack = json.loads(line[len(ACK_PREFIX) :])
-            except ValueError:
-                continue
-            if isinstance(ack.get("report"), dict):
-                self.report = ack["report"]
-            waiting = self._acks.get(ack.get("ack", -1)) if isinstance(ack.get("ack"), int) else None
+            self.report = ack.report
+            waiting = self._acks.get(ack.ident) if ack.ident is not None else None
             if waiting is not None:
-                waiting[1].append(bool(ack.get("ok")))
+                waiting[1].append(ack.ok)
                 waiting[0].set()
         self._broken = True  # the worker is gone: wake every waiting flush
         for done, _ in list(self._acks.values()):

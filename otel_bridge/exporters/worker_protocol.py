@@ -1,0 +1,78 @@
+"""The pipe protocol between the eval's process and an exporter worker: frames, both directions.
+
+Both ends import this module, so a frame is defined once. Over the worker's stdin: one OTLP/JSON
+export request per line, or a control frame (``CONTROL_PREFIX`` + JSON). Over its stdout: the
+SDKs' own output, passed on by the eval's process, and acknowledgement frames (``ACK_PREFIX`` +
+JSON). Both prefixes start with an ASCII record separator, which no JSON document or printed
+line starts with, so frames are never confused with data.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+#: The worker's exit status when it already told the user what failed.
+REPORTED = 3
+CONTROL_PREFIX = "\x1eotel-bridge-control "
+ACK_PREFIX = "\x1eotel-bridge-ack "
+_CONTROL_BYTES = CONTROL_PREFIX.encode()
+
+
+@dataclass(frozen=True)
+class Flush:
+    """Parent → worker: deliver everything sent so far, answer within ``timeout_s``."""
+
+    ident: int
+    timeout_s: float
+
+
+@dataclass(frozen=True)
+class Ack:
+    """Worker → parent: a flush's answer (``ident``) or the final report (``final``)."""
+
+    ident: int | None
+    ok: bool
+    final: bool = False
+    report: dict[str, Any] = field(default_factory=dict)
+    """What the worker could not deliver (OTLP: spans failed, last error, endpoint, kept files)."""
+
+
+def flush_frame(flush: Flush) -> str:
+    return CONTROL_PREFIX + json.dumps({"control": "flush", "id": flush.ident, "timeout": flush.timeout_s})
+
+
+def parse_control(line: bytes) -> Flush | None:
+    """The control frame in ``line``, or None when the line is span data."""
+    if not line.startswith(_CONTROL_BYTES):
+        return None
+    doc = json.loads(line[len(_CONTROL_BYTES) :])
+    return Flush(int(doc["id"]), float(doc.get("timeout", 10)))
+
+
+def ack_frame(ack: Ack) -> str:
+    doc: dict[str, Any] = {"ok": ack.ok, "report": ack.report}
+    if ack.final:
+        doc["final"] = True
+    else:
+        doc["ack"] = ack.ident
+    return ACK_PREFIX + json.dumps(doc)
+
+
+def parse_ack(line: str) -> Ack | None:
+    """The acknowledgement in ``line``, or None when it is the SDKs' own output (or garbled)."""
+    if not line.startswith(ACK_PREFIX):
+        return None
+    try:
+        doc = json.loads(line[len(ACK_PREFIX) :])
+    except ValueError:
+        return None
+    ident = doc.get("ack")
+    report = doc.get("report")
+    return Ack(
+        ident=ident if isinstance(ident, int) else None,
+        ok=bool(doc.get("ok")),
+        final=bool(doc.get("final")),
+        report=report if isinstance(report, dict) else {},
+    )
