@@ -12,6 +12,7 @@ import pytest
 from otel_bridge import conventions as c
 from otel_bridge.config import load_settings
 from otel_bridge.records import SpanRecord
+from otel_bridge.sinks.wandb import wandb_options
 from otel_bridge.translate.wandb import (
     EXIT_CANCELLED,
     EXIT_ERROR,
@@ -495,7 +496,7 @@ def test_run_key_and_settings() -> None:
         "INSPECT_OTEL_WANDB_FILES": "x.txt,y/*.log",
         "INSPECT_OTEL_CAPTURE_CONTENT": "false",
     }
-    assert Options.from_settings(load_settings(env)) == Options(
+    assert wandb_options(load_settings(env)) == Options(
         "{tasks}", ("a", "b"), 7, False, ("x.txt", "y/*.log"), False
     )
 

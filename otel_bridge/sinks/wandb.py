@@ -42,7 +42,7 @@ from otel_bridge.translate.wandb import (
     Write,
 )
 
-__all__ = ["DEFAULT_PROJECT", "INIT_TIMEOUT_S", "WandbSink", "choose_mode", "reachable"]
+__all__ = ["DEFAULT_PROJECT", "INIT_TIMEOUT_S", "WandbSink", "choose_mode", "reachable", "wandb_options"]
 
 DEFAULT_PROJECT = WANDB_DEFAULT_PROJECT
 #: Upper bound on ``wandb.init`` when W&B is slow or unreachable (then the run goes offline).
@@ -95,6 +95,22 @@ def _project(settings: Settings) -> tuple[str, str | None]:
     return wandb_run_project(settings)
 
 
+def wandb_options(settings: Settings) -> Options:
+    """The translation's options: ``otel_bridge.translate`` reads neither settings nor environment."""
+    weave_project = settings.weave_project if "weave" in settings.exporters else None
+    return Options(
+        weave_project=weave_project,
+        run_name=settings.wandb_run_name,
+        tags=settings.wandb_tags,
+        table_max_rows=settings.wandb_table_max_rows,
+        log_artifact=settings.wandb_log_artifact,
+        files=settings.wandb_files,
+        capture_content=settings.capture_content,
+        # the run summary's link to the Weave evaluations: on the W&B server the sink talks to
+        wandb_base_url=os.environ.get("WANDB_BASE_URL") if weave_project else None,
+    )
+
+
 class WandbSink:
     """A ``RecordSink`` writing one W&B run per Inspect run or eval set."""
 
@@ -102,7 +118,7 @@ class WandbSink:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.translator = WandbTranslator(Options.from_settings(settings))
+        self.translator = WandbTranslator(wandb_options(settings))
         self.project, self.entity = _project(settings)
         self._runs: dict[str, Any] = {}
         self._dead: set[str] = set()  # runs that could not start: their writes are dropped

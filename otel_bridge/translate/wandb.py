@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from otel_bridge import conventions as c
-from otel_bridge.config import Settings
 from otel_bridge.records import SpanRecord
 
 __all__ = [
@@ -168,7 +167,7 @@ Write = (
 
 @dataclass(frozen=True)
 class Options:
-    """The settings the translation depends on (a subset of ``Settings``)."""
+    """What the translation depends on; the sink builds it from the settings (``wandb_options``)."""
 
     run_name: str | None = None
     tags: tuple[str, ...] = ()
@@ -177,25 +176,12 @@ class Options:
     files: tuple[str, ...] = ()
     capture_content: bool = True
     weave_project: str | None = None  # set when the Weave exporter runs too: cross-reference it
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Options:
-        return cls(
-            weave_project=settings.weave_project if "weave" in settings.exporters else None,
-            run_name=settings.wandb_run_name,
-            tags=settings.wandb_tags,
-            table_max_rows=settings.wandb_table_max_rows,
-            log_artifact=settings.wandb_log_artifact,
-            files=settings.wandb_files,
-            capture_content=settings.capture_content,
-        )
+    wandb_base_url: str | None = None  # the W&B server of that cross-reference (None: the public one)
 
 
-def weave_evaluations_url(project: str, base_url: str | None = None) -> str:
-    """The Weave Evals page of ``entity/project`` on the W&B app that WANDB_BASE_URL points at."""
-    import os
-
-    base = (base_url or os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai").rstrip("/")
+def weave_evaluations_url(project: str, base_url: str | None) -> str:
+    """The Weave Evals page of ``entity/project`` on the W&B app whose API is ``base_url``."""
+    base = (base_url or "https://api.wandb.ai").rstrip("/")
     app = base.replace("://api.", "://", 1)
     return f"{app}/{project}/weave/evaluations"
 
@@ -726,7 +712,9 @@ class WandbTranslator:
         if self.options.weave_project:
             weave = {
                 "weave/project": self.options.weave_project,
-                "weave/evaluations_url": weave_evaluations_url(self.options.weave_project),
+                "weave/evaluations_url": weave_evaluations_url(
+                    self.options.weave_project, self.options.wandb_base_url
+                ),
             }
         return {**tokens, "logs": list(run.logs), **weave}
 
