@@ -7,9 +7,15 @@ loudly (naming the upstream version) when the upstream changes.
   hook builds its spans directly as ``ReadableSpan``s with ids that preserve Inspect's nesting, so
   they cannot be re-created through the provider's tracer (that would give them new ids); to hand
   them to a provider the user supplies, the bridge calls that provider's composite processor.
+- weave: an evaluation's rows are parented to its ``Evaluation.evaluate`` call by a ``Call``
+  naming it (the client holds no handle for a call another process started), and ending such a
+  call goes through the batch processor's eager path (see ``route_end_of_foreign_call``).
 """
 
 from __future__ import annotations
+
+import datetime
+from typing import Any
 
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 
@@ -24,3 +30,37 @@ def provider_processor(provider: TracerProvider) -> SpanProcessor:
             "(pass span_processors=... instead)"
         )
     return processor
+
+
+def evaluate_call_handle(
+    project_id: str, op_uri: str, trace_id: str, call_id: str, started_at: datetime.datetime
+) -> Any:
+    """A ``Call`` naming an existing evaluate call: a parent for rows and a target for its end."""
+    from weave.trace.call import Call
+
+    return Call(
+        _op_name=op_uri,
+        trace_id=trace_id,
+        project_id=project_id,
+        parent_id=None,
+        inputs={},
+        id=call_id,
+        attributes={"_weave_eval_meta": {"imperative": True}},
+        started_at=started_at,
+    )
+
+
+def route_end_of_foreign_call(client: Any, call_id: str) -> None:
+    """Let ``finish_call`` end an evaluate call that another process started.
+
+    weave's batching processor sends an end on its own only for starts it sent itself (eager
+    ops); otherwise it holds the end for up to 5 minutes waiting for a start that will never
+    come. Registering the id as eager sends the end at once. No-op without that processor.
+    """
+    server = client.server
+    while not hasattr(server, "call_processor") and hasattr(server, "_next_trace_server"):
+        server = server._next_trace_server
+    processor = getattr(server, "call_processor", None)
+    eager_ids = getattr(processor, "_eager_call_ids", None)
+    if eager_ids is not None:
+        eager_ids[call_id] = True

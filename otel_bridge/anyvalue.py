@@ -48,7 +48,11 @@ def to_json(value: Any) -> str:
 
 
 def kvs_to_json(attributes: Mapping[str, Any]) -> str:
-    return "[" + ",".join(['{"key":' + _str(k) + ',"value":' + to_json(v) + "}" for k, v in attributes.items()]) + "]"
+    return (
+        "["
+        + ",".join(['{"key":' + _str(k) + ',"value":' + to_json(v) + "}" for k, v in attributes.items()])
+        + "]"
+    )
 
 
 # --- OTLP/JSON document → Python (SDK spans rebuilt from a span-file line) --------------------

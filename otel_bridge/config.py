@@ -49,7 +49,9 @@ class CoreSettings:
     """Span files, one per run (and spans an exporter could not deliver)."""
     flush_timeout_s: float = field(default=5.0, metadata=_env("INSPECT_OTEL_FLUSH_TIMEOUT"))
     """Seconds the end of a run may wait for queued spans."""
-    export_max_bytes: int = field(default=DEFAULT_EXPORT_MAX_BYTES, metadata=_env("INSPECT_OTEL_EXPORT_MAX_BYTES"))
+    export_max_bytes: int = field(
+        default=DEFAULT_EXPORT_MAX_BYTES, metadata=_env("INSPECT_OTEL_EXPORT_MAX_BYTES")
+    )
     """Largest OTLP export request (collectors refuse 4 MiB+ gRPC messages)."""
     otlp_protocol: str = field(default="http/protobuf", metadata=_env(otel.OTEL_EXPORTER_OTLP_PROTOCOL))
     """``http/protobuf`` or ``grpc`` (the traces-specific variable wins)."""
@@ -140,7 +142,9 @@ class ReceiverSettings:
     """Largest OTLP request accepted (413 above)."""
     stale_after_s: float = field(default=3600.0, metadata=_env("INSPECT_OTEL_RECEIVER_STALE_AFTER"))
     """Seconds without spans after which an open task is ended as failed (0: never)."""
-    spool_dir: Path = field(default=Path("otel-receiver-spool"), metadata=_env("INSPECT_OTEL_RECEIVER_SPOOL_DIR"))
+    spool_dir: Path = field(
+        default=Path("otel-receiver-spool"), metadata=_env("INSPECT_OTEL_RECEIVER_SPOOL_DIR")
+    )
     """The on-disk queue, fsynced before acknowledging."""
     spool_max_bytes: int = field(
         default=DEFAULT_RECEIVER_SPOOL_MAX_BYTES, metadata=_env("INSPECT_OTEL_RECEIVER_SPOOL_MAX_BYTES")
@@ -263,7 +267,9 @@ def _capture_content(r: _Reader) -> bool:
 def _exporters(r: _Reader) -> tuple[str, ...]:
     requested = r.words("INSPECT_OTEL_EXPORTERS")
     if requested is None:
-        has_endpoint = r.get(otel.OTEL_EXPORTER_OTLP_ENDPOINT) or r.get(otel.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)
+        has_endpoint = r.get(otel.OTEL_EXPORTER_OTLP_ENDPOINT) or r.get(
+            otel.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
+        )
         # nothing configured: the embedded default records everything locally — span files and
         # a W&B Models run (offline without an API key); an OTLP endpoint means "send it there"
         return ("file", "otlp") if has_endpoint else DEFAULT_EXPORTERS
@@ -370,7 +376,9 @@ def _wandb(r: _Reader) -> WandbSettings:
 def _receiver(r: _Reader) -> ReceiverSettings:
     return ReceiverSettings(
         token=r.get("INSPECT_OTEL_RECEIVER_TOKEN"),
-        max_body_bytes=r.integer("INSPECT_OTEL_RECEIVER_MAX_BODY_BYTES", DEFAULT_RECEIVER_MAX_BODY_BYTES, 1024),
+        max_body_bytes=r.integer(
+            "INSPECT_OTEL_RECEIVER_MAX_BODY_BYTES", DEFAULT_RECEIVER_MAX_BODY_BYTES, 1024
+        ),
         stale_after_s=r.number("INSPECT_OTEL_RECEIVER_STALE_AFTER", 3600.0, 0.0),
         spool_dir=Path(r.get("INSPECT_OTEL_RECEIVER_SPOOL_DIR") or "otel-receiver-spool"),
         spool_max_bytes=r.integer(
@@ -404,7 +412,9 @@ def environment() -> dict[str, str]:
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Resolve every setting; problems are returned, never raised."""
     r = _Reader(environment() if env is None else env)
-    settings = Settings(core=_core(r), content=_content(r), weave=_weave(r), wandb=_wandb(r), receiver=_receiver(r))
+    settings = Settings(
+        core=_core(r), content=_content(r), weave=_weave(r), wandb=_wandb(r), receiver=_receiver(r)
+    )
     return replace(settings, problems=tuple(r.problems))
 
 

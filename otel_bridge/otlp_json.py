@@ -200,7 +200,10 @@ def readable_spans(text: str | bytes) -> list[Any]:
                                 for e in s.get("events", [])
                             ],
                             links=[
-                                Link(context(ln, ln["traceId"], ln["spanId"]), kvs_from_json(ln.get("attributes")))
+                                Link(
+                                    context(ln, ln["traceId"], ln["spanId"]),
+                                    kvs_from_json(ln.get("attributes")),
+                                )
                                 for ln in s.get("links", [])
                             ],
                             kind=SpanKind(int(s.get("kind", 1)) - 1),

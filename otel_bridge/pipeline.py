@@ -96,7 +96,9 @@ class Pipeline:
             processors.append(provider_processor(tracer_provider))
             resource, sampler = tracer_provider.resource, tracer_provider.sampler
         # the hook's spans: built straight into ReadableSpans for these same processors
-        self.spans = SpanFactory(resource, InstrumentationScope(c.SCOPE_NAME, __version__), sampler, processors)
+        self.spans = SpanFactory(
+            resource, InstrumentationScope(c.SCOPE_NAME, __version__), sampler, processors
+        )
 
     def _batch(self, exporter: SpanExporter, delay_ms: int, queue: int) -> BatchSpanProcessor:
         core = self.settings.core
@@ -117,7 +119,9 @@ class Pipeline:
             # costliest per-span work there is, and would otherwise hold the eval's GIL
             # exit waits at most: the flush timeout, one export's timeout, the worker's start-up
             wait = core.flush_timeout_s + core.otlp_timeout_s + OTLP_EXIT_SLACK_S
-            self.otlp = WorkerSpanProcessor("otlp", None, max_queue=8192, batch=512, delay_s=1.0, exit_wait_s=wait)
+            self.otlp = WorkerSpanProcessor(
+                "otlp", None, max_queue=8192, batch=512, delay_s=1.0, exit_wait_s=wait
+            )
             return Destination("otlp", self.otlp)
         if name == "console":
             exporter = ConsoleSpanExporter()

@@ -78,7 +78,8 @@ def from_request(request: ExportTraceServiceRequest) -> list[SpanRecord]:
                         end_ns=int(s.end_time_unix_nano),
                         attributes=kvs_from_proto(s.attributes),
                         events=tuple(
-                            SpanEvent(e.name, int(e.time_unix_nano), kvs_from_proto(e.attributes)) for e in s.events
+                            SpanEvent(e.name, int(e.time_unix_nano), kvs_from_proto(e.attributes))
+                            for e in s.events
                         ),
                         links=tuple((ln.trace_id.hex(), ln.span_id.hex()) for ln in s.links),
                         status=STATUS_NAMES.get(int(s.status.code), "UNSET"),

@@ -16,7 +16,8 @@ from otel_bridge.config import WANDB_DEFAULT_PROJECT, Settings, WandbSettings
 
 
 def api_host(w: WandbSettings) -> str:
-    return urlparse(w.base_url).hostname or "api.wandb.ai"
+    """The netrc machine name both SDKs look up: the base URL's ``host[:port]``."""
+    return urlparse(w.base_url).netloc or "api.wandb.ai"
 
 
 def _netrc_files(w: WandbSettings) -> list[Path]:

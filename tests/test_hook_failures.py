@@ -18,8 +18,8 @@ from inspect_ai.model import get_model
 from inspect_ai.solver import Generate, TaskState, generate, solver
 
 from otel_bridge import conventions as c
+from otel_bridge.exporters.process import WorkerSpanProcessor
 from otel_bridge.hook import session as sessions
-from otel_bridge.sinks.process import ProcessSinkProcessor
 from tests.support.bridge import INSPECT, BridgeEnv, full_log, subprocess_env
 from tests.support.spantree import SpanTree, expected_shape
 
@@ -259,8 +259,8 @@ def _kill_translator_worker():  # type: ignore[no-untyped-def]
     async def solve(state: TaskState, generate: Generate) -> TaskState:
         session = sessions.current()
         assert session is not None
-        (sink,) = [s for s in session.pipeline.sinks if s.name == "wandb"]
-        assert isinstance(sink.processor, ProcessSinkProcessor)
+        (sink,) = [s for s in session.pipeline.destinations if s.name == "wandb"]
+        assert isinstance(sink.processor, WorkerSpanProcessor)
         with contextlib.suppress(ProcessLookupError):
             os.kill(sink.processor.pid, signal.SIGKILL)
         return await generate(state)

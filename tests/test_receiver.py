@@ -42,9 +42,10 @@ from otel_bridge import conventions as c
 from otel_bridge.config import Settings
 from otel_bridge.otlp_json import json_to_request, request_to_json
 from otel_bridge.receiver import ReceiverConfigError, ReceiverOptions, ReceiverServer
-from otel_bridge.receiver.file_sink import FileRecordSink
 from otel_bridge.receiver.spool import Spool, SpoolInUse
 from otel_bridge.records import SpanRecord, from_request, read_span_file
+from otel_bridge.sinks.base import RecordSink
+from otel_bridge.sinks.file import FileRecordSink
 from tests.support.demo_spans import demo_span_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,7 +56,7 @@ UNTRANSLATABLE = "test.untranslatable"
 
 
 # --- a test consumer ------------------------------------------------------------------------------
-class RecordingSink:
+class RecordingSink(RecordSink):
     """A RecordSink that records every span it is fed (to count deliveries), optionally failing.
 
     ``log``: also append each consumed key to this file (fsynced on flush) so a test can watch a
@@ -81,8 +82,7 @@ class RecordingSink:
         self.delay_s = delay_s
         self._fh = open(log, "a", encoding="utf-8") if log else None  # noqa: SIM115
         self._lock = threading.Lock()
-        if per_task:
-            self.finalize_tasks = self._finalize_tasks
+        self.finalizes_per_task = per_task
 
     def validate(self, records: Sequence[SpanRecord]) -> dict[tuple[str, str], str]:
         return {
@@ -115,7 +115,7 @@ class RecordingSink:
     def finalize_incomplete(self, reason: str) -> None:
         self.finalized.append(reason)
 
-    def _finalize_tasks(self, task_ids: Sequence[str], reason: str) -> None:
+    def finalize_tasks(self, task_ids: Sequence[str], reason: str) -> None:
         self.finalized_tasks.append((list(task_ids), reason))
 
     def close(self) -> None:

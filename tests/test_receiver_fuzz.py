@@ -23,6 +23,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from otel_bridge.otlp_json import json_to_request
 from otel_bridge.receiver import ReceiverOptions, ReceiverServer
 from otel_bridge.records import SpanRecord
+from otel_bridge.sinks.base import RecordSink
 from tests.support.demo_spans import demo_span_file
 
 SAMPLE = demo_span_file()
@@ -40,7 +41,7 @@ def fuzz(examples: int) -> settings:
 ALLOWED = {200, 400, 401, 404, 405, 411, 413, 415}
 
 
-class CountingSink:
+class CountingSink(RecordSink):
     name = "counting"
 
     def __init__(self) -> None:

@@ -1,1 +1,1 @@
-"""OpenTelemetry SDK interfaces: span exporters and processors (the span file, OTLP, worker processes, W&B)."""
+"""OpenTelemetry SDK interfaces: span exporters and processors (span file, OTLP, workers, W&B)."""

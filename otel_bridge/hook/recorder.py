@@ -124,9 +124,9 @@ class Recorder:
         Encoded once even when mirrored under several keys (gen_ai.* and input/output.value):
         this runs for every model call, on the eval's event loop.
         """
-        if not self.settings.capture_content or value is None:
+        if not self.settings.content.capture or value is None:
             return
-        text, cut = bounded_json(to_jsonable(value), self.settings.content_max_bytes)
+        text, cut = bounded_json(to_jsonable(value), self.settings.content.max_bytes)
         text = self.redactor.text(text)
         for key in (keys,) if isinstance(keys, str) else keys:
             attrs[key] = text
@@ -142,7 +142,7 @@ class Recorder:
         per sample and reused by later calls while it is unchanged, so an agent loop costs
         O(turns), not O(turns²); over the byte budget the whole list is truncated as one value.
         """
-        budget = self.settings.content_max_bytes
+        budget = self.settings.content.max_bytes
         system: list[str] = []
         fragments: list[str] = []
         size = 1
@@ -406,7 +406,7 @@ class Recorder:
         # in the sample: replay the ones not seen, in order
         for event in sample.events:
             self._dispatch(s, event)
-        attrs = a.sample_end_attrs(sample, self.settings.capture_content, self.redactor)
+        attrs = a.sample_end_attrs(sample, self.settings.content.capture, self.redactor)
         truncated: list[str] = list(s.span.attrs.get(c.TRUNCATED, ()))
         # the summary seen at start may be thinned by Inspect: record the full input now
         self._content(attrs, (c.SAMPLE_INPUT, c.INPUT_VALUE), sample.input, truncated)
@@ -414,7 +414,7 @@ class Recorder:
         self._content(attrs, (c.SAMPLE_OUTPUT, c.OUTPUT_VALUE), completion, truncated)
         self._mark_truncated(attrs, truncated)
         for name, score in (sample.scores or {}).items():
-            for result in a.evaluation_events(name, score, self.settings.capture_content, self.redactor):
+            for result in a.evaluation_events(name, score, self.settings.content.capture, self.redactor):
                 s.span.add_event(c.EVENT_EVALUATION_RESULT, result)
         if sample.error is not None:
             attrs[c.SAMPLE_STATUS] = "error"
@@ -572,7 +572,7 @@ class Recorder:
                 attrs[c.GEN_AI_RESPONSE_FINISH_REASONS] = finish_reasons(output)
             attrs.update(a.usage_attrs(output.usage))
         truncated: list[str] = []
-        if self.settings.capture_content:
+        if self.settings.content.capture:
             self._input_messages(s, e.input, attrs, truncated)
             if e.tools:
                 self._tool_definitions(attrs, e, truncated)
@@ -662,7 +662,7 @@ class Recorder:
             return
         span, _, span_name = found
         for event in a.evaluation_events(
-            e.scorer or span_name, e.score, self.settings.capture_content, self.redactor
+            e.scorer or span_name, e.score, self.settings.content.capture, self.redactor
         ):
             if e.intermediate:
                 event[c.SCORE_INTERMEDIATE] = True

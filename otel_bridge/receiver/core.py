@@ -263,7 +263,7 @@ class Receiver:
                 notify.say(f"the {sink.name} sink could not validate spans ({type(exc).__name__}: {exc}).")
                 continue
             for key, reason in dict(found).items():
-                bad.add(tuple(key))
+                bad.add((str(key[0]), str(key[1])))
                 reasons.append(f"{sink.name} cannot translate span {key[1]}: {reason}")
         return len(bad)
 
@@ -442,6 +442,7 @@ class Receiver:
     def _check_stale(self) -> None:
         """Tasks silent for ``stale_after_s`` are ended as failed.
 
+        When every sink ``finalizes_per_task``, each gets exactly the stale tasks; otherwise
         ``finalize_incomplete`` ends *every* open task, so it is called only once all open tasks
         are stale (it must never end a task that is still sending spans).
         """
@@ -457,11 +458,15 @@ class Receiver:
             f"no spans for this task reached the receiver for {after:g} s "
             "(INSPECT_OTEL_RECEIVER_STALE_AFTER); it was probably interrupted"
         )
-        if len(stale) != len(self._open_tasks):
+        per_task = all(s.finalizes_per_task for s in self.sinks)
+        if not per_task and len(stale) != len(self._open_tasks):
             return
         for sink in self.sinks:
             try:
-                sink.finalize_incomplete(reason)
+                if per_task:
+                    sink.finalize_tasks(stale, reason)
+                else:
+                    sink.finalize_incomplete(reason)
             except Exception as exc:
                 notify.say(f"the {sink.name} sink could not finalise tasks ({type(exc).__name__}: {exc}).")
         for task in stale:

@@ -19,6 +19,8 @@ class RecordSink:
 
     #: Short name used in messages and reports (``weave``, ``wandb``, ``file``, ...).
     name: str = "sink"
+    #: Whether ``finalize_tasks`` can end single tasks (else only ``finalize_incomplete`` ends any).
+    finalizes_per_task: bool = False
 
     def consume(self, records: Sequence[SpanRecord]) -> None:
         """Apply these ended spans. Idempotent; called from one worker thread at a time."""
@@ -40,6 +42,12 @@ class RecordSink:
 
         Called by ``sync`` at the end of a file and by the eval's worker when its input ends; the
         receiver calls it only for tasks it considers abandoned. Default: nothing to end.
+        """
+
+    def finalize_tasks(self, task_ids: Sequence[str], reason: str) -> None:
+        """End just these tasks as failed (sinks with ``finalizes_per_task``; default: nothing).
+
+        The receiver uses it for tasks that went silent while others still send spans.
         """
 
     def close(self) -> None:

@@ -21,6 +21,7 @@ from otel_bridge.records import FileReadReport, NotASpanFile, SpanRecord, read_s
 from otel_bridge.sinks.base import RecordSink
 from otel_bridge.spanfiles import SUFFIX
 
+
 class FileRecordSink(RecordSink):
     """A ``RecordSink`` writing span files; fsynced on ``flush`` (the receiver commits after that)."""
 

@@ -11,8 +11,6 @@ failures become one line from ``problem()``.
 from __future__ import annotations
 
 import atexit
-import netrc
-import os
 import threading
 import time
 import urllib.error
@@ -20,11 +18,11 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from otel_bridge import notify
-from otel_bridge.config import WANDB_DEFAULT_PROJECT, Settings, wandb_run_project
+from otel_bridge.config import Settings
 from otel_bridge.records import SpanRecord
+from otel_bridge.sinks.base import RecordSink
 from otel_bridge.translate.wandb import (
     EXIT_INCOMPLETE,
     DefineMetric,
@@ -41,10 +39,10 @@ from otel_bridge.translate.wandb import (
     WandbTranslator,
     Write,
 )
+from otel_bridge.wandb_env import choose_mode, run_project
 
-__all__ = ["DEFAULT_PROJECT", "INIT_TIMEOUT_S", "WandbSink", "choose_mode", "reachable", "wandb_options"]
+__all__ = ["INIT_TIMEOUT_S", "WandbSink", "reachable", "wandb_options"]
 
-DEFAULT_PROJECT = WANDB_DEFAULT_PROJECT
 #: Upper bound on ``wandb.init`` when W&B is slow or unreachable (then the run goes offline).
 INIT_TIMEOUT_S = 60.0  # wandb-core start-up on a loaded 2-core machine; runs off the eval loop
 #: Upper bound on uploading at ``finish``; what is not uploaded stays on disk for ``wandb sync``.
@@ -53,37 +51,14 @@ FINISH_TIMEOUT_S = 15.0
 PROBE_TIMEOUT_S = 3.0
 
 
-def _has_api_key() -> bool:
-    """Whether wandb could authenticate without asking (env var or a netrc entry for the host)."""
-    if os.environ.get("WANDB_API_KEY", "").strip() or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
-        return True
-    host = urlparse(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai").hostname or "api.wandb.ai"
-    try:
-        path = os.environ.get("NETRC") or str(Path.home() / ".netrc")
-        return Path(path).is_file() and netrc.netrc(path).authenticators(host) is not None
-    except (OSError, netrc.NetrcParseError):
-        return False
-
-
-def choose_mode() -> str:
-    """``offline`` unless an online run can start without a prompt (or W&B is disabled)."""
-    requested = os.environ.get("WANDB_MODE", "").strip().lower()
-    if requested == "disabled":
-        return "disabled"
-    if requested in {"offline", "dryrun"} or not _has_api_key():
-        return "offline"
-    return "online"
-
-
-def reachable(timeout_s: float = PROBE_TIMEOUT_S) -> bool:
+def reachable(base_url: str, timeout_s: float = PROBE_TIMEOUT_S) -> bool:
     """Whether the W&B server answers at all (any HTTP status counts).
 
     Checked once before the first online run: a failed online ``wandb.init`` leaves its run id
     "in use" in the wandb service, so falling back to offline afterwards would fail too.
     """
-    url = (os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai").rstrip("/")
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s):  # noqa: S310 (the user's W&B server)
+        with urllib.request.urlopen(base_url, timeout=timeout_s):  # noqa: S310 (the user's W&B server)
             return True
     except urllib.error.HTTPError:
         return True
@@ -91,27 +66,24 @@ def reachable(timeout_s: float = PROBE_TIMEOUT_S) -> bool:
         return False
 
 
-def _project(settings: Settings) -> tuple[str, str | None]:
-    return wandb_run_project(settings)
-
-
 def wandb_options(settings: Settings) -> Options:
     """The translation's options: ``otel_bridge.translate`` reads neither settings nor environment."""
-    weave_project = settings.weave_project if "weave" in settings.exporters else None
+    weave_project = settings.weave.project if "weave" in settings.core.exporters else None
+    w = settings.wandb
     return Options(
         weave_project=weave_project,
-        run_name=settings.wandb_run_name,
-        tags=settings.wandb_tags,
-        table_max_rows=settings.wandb_table_max_rows,
-        log_artifact=settings.wandb_log_artifact,
-        files=settings.wandb_files,
-        capture_content=settings.capture_content,
+        run_name=w.run_name,
+        tags=w.tags,
+        table_max_rows=w.table_max_rows,
+        log_artifact=w.log_artifact,
+        files=w.files,
+        capture_content=settings.content.capture,
         # the run summary's link to the Weave evaluations: on the W&B server the sink talks to
-        wandb_base_url=os.environ.get("WANDB_BASE_URL") if weave_project else None,
+        wandb_base_url=w.base_url if weave_project else None,
     )
 
 
-class WandbSink:
+class WandbSink(RecordSink):
     """A ``RecordSink`` writing one W&B run per Inspect run or eval set."""
 
     name = "wandb"
@@ -119,7 +91,7 @@ class WandbSink:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.translator = WandbTranslator(wandb_options(settings))
-        self.project, self.entity = _project(settings)
+        self.project, self.entity = run_project(settings)
         self._runs: dict[str, Any] = {}
         self._dead: set[str] = set()  # runs that could not start: their writes are dropped
         self._offline_dirs: dict[str, str] = {}
@@ -169,7 +141,7 @@ class WandbSink:
 
     def _before_wandb_exit(self) -> None:
         """At interpreter exit: let in-flight spans finish their runs (bounded), then fail the rest."""
-        deadline = time.monotonic() + max(self.settings.flush_timeout_s, 10.0)
+        deadline = time.monotonic() + max(self.settings.core.flush_timeout_s, 10.0)
         while time.monotonic() < deadline:
             with self._lock:
                 if not self.translator.open_runs:
@@ -264,13 +236,13 @@ class WandbSink:
                 # finishes every open run as successful; ours, registered before, runs first
                 self._exit_hook = True
                 atexit.register(self._before_wandb_exit)
-            mode = choose_mode()
+            mode = choose_mode(self.settings.wandb)
             if mode == "online":
                 if self._reachable is None:
-                    self._reachable = reachable()
+                    self._reachable = reachable(self.settings.wandb.base_url)
                 if not self._reachable:
                     mode = "offline"
-                    self._note_offline(f"{os.environ.get('WANDB_BASE_URL') or 'W&B'} did not answer")
+                    self._note_offline(f"{self.settings.wandb.base_url} did not answer")
             try:
                 run = self._init(w, mode)
             except Exception as exc:
@@ -303,7 +275,7 @@ class WandbSink:
         settings = wandb.Settings(
             console="off",  # never wrap Inspect's terminal output
             # the bridge says in one line where the run is; wandb's own banner only if asked for
-            silent=os.environ.get("WANDB_SILENT", "true").strip().lower() not in ("false", "0", "no"),
+            silent=self.settings.wandb.silent,
             save_code=False,
             init_timeout=INIT_TIMEOUT_S,
             finish_timeout=FINISH_TIMEOUT_S,

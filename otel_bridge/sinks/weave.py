@@ -20,18 +20,17 @@ weave is imported lazily (only when a write is due); no credentials means one me
 from __future__ import annotations
 
 import datetime
-import netrc
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlparse
 
 from otel_bridge import notify
-from otel_bridge.config import Settings, wandb_run_project
+from otel_bridge._upstream import evaluate_call_handle, route_end_of_foreign_call
+from otel_bridge.config import Settings
 from otel_bridge.records import SpanRecord
+from otel_bridge.sinks.base import RecordSink
 from otel_bridge.translate.weave import (
     CallSpec,
     FinishEvaluation,
@@ -40,6 +39,7 @@ from otel_bridge.translate.weave import (
     WeaveTranslator,
     Write,
 )
+from otel_bridge.wandb_env import credentials_problem, run_project_path
 
 SYNC_HINT = "`otel-bridge sync <span file> --to weave`"
 EVALUATE_OP = "Evaluation.evaluate"
@@ -72,28 +72,6 @@ def _ts(ns: int) -> datetime.datetime:
     return datetime.datetime.fromtimestamp(ns / 1e9, tz=datetime.UTC)
 
 
-def credentials_problem(env: dict[str, str] | None = None) -> str | None:
-    """Why weave.init would have to prompt for a key (None when credentials exist).
-
-    Mirrors where the W&B SDKs look: WANDB_API_KEY, an identity-token file, or a netrc entry for
-    the API host of WANDB_BASE_URL.
-    """
-    env = dict(os.environ) if env is None else env
-    if env.get("WANDB_API_KEY") or env.get("WANDB_IDENTITY_TOKEN_FILE"):
-        return None
-    host = urlparse(env.get("WANDB_BASE_URL") or "https://api.wandb.ai").netloc
-    home = env.get("HOME") or os.path.expanduser("~")
-    for name in (".netrc", "_netrc"):
-        path = os.path.join(home, name)
-        if os.path.exists(path):
-            try:
-                if netrc.netrc(path).authenticators(host):
-                    return None
-            except (netrc.NetrcParseError, OSError):
-                continue
-    return f"no W&B credentials for {host} (set WANDB_API_KEY or run `wandb login`)"
-
-
 @dataclass
 class _EvalHandle:
     """What the sink knows about one evaluation on the server."""
@@ -109,7 +87,7 @@ class _EvalHandle:
     owned: bool = True  # started by this process (its end may go through weave's eager path)
 
 
-class WeaveSink:
+class WeaveSink(RecordSink):
     """RecordSink writing Inspect evals to W&B Weave (live, behind the receiver, and in sync)."""
 
     name = "weave"
@@ -117,13 +95,12 @@ class WeaveSink:
     def __init__(self, settings: Settings, *, connect_timeout_s: float | None = None) -> None:
         self.settings = settings
         wandb_project = None
-        if "wandb" in settings.exporters:  # cross-reference the W&B Models run of the same eval
-            project, entity = wandb_run_project(settings)
-            wandb_project = f"{entity}/{project}" if entity else project
+        if "wandb" in settings.core.exporters:  # cross-reference the W&B Models run of the same eval
+            wandb_project = run_project_path(settings)
         self.translator = WeaveTranslator(
-            traces=settings.weave_traces, content=settings.capture_content, wandb_project=wandb_project
+            traces=settings.weave.traces, content=settings.content.capture, wandb_project=wandb_project
         )
-        self.connect_timeout_s = connect_timeout_s or max(20.0, settings.flush_timeout_s)
+        self.connect_timeout_s = connect_timeout_s or max(20.0, settings.core.flush_timeout_s)
         self._lock = threading.RLock()
         self._client: Any = None
         self._disabled: str | None = None
@@ -132,7 +109,7 @@ class WeaveSink:
         self._ops: dict[str, Any] = {}
         self._queued_calls = 0
         self.stats = {"evaluations": 0, "adopted": 0, "predictions": 0, "skipped": 0, "finished": 0}
-        if not settings.weave_project:
+        if not settings.weave.project:
             self._disable("no Weave project (set INSPECT_OTEL_WEAVE_PROJECT=entity/project or WANDB_PROJECT)")
 
     # --- RecordSink ------------------------------------------------------------------------------
@@ -142,7 +119,7 @@ class WeaveSink:
             self._apply(self.translator.feed(records))
 
     def finalize_incomplete(self, reason: str) -> None:
-        if not self._lock.acquire(timeout=max(1.0, self.settings.flush_timeout_s)):
+        if not self._lock.acquire(timeout=max(1.0, self.settings.core.flush_timeout_s)):
             self._note(
                 "the Weave exporter was still busy at exit; open evaluations stay 'running' "
                 f"until {SYNC_HINT} marks them"
@@ -162,10 +139,10 @@ class WeaveSink:
         return _bounded(client.flush, timeout_s)
 
     def close(self) -> None:
-        ok = self.flush(max(1.0, self.settings.flush_timeout_s))
+        ok = self.flush(max(1.0, self.settings.core.flush_timeout_s))
         if not ok:
             self._note(
-                f"Weave did not confirm every write within {self.settings.flush_timeout_s:g}s "
+                f"Weave did not confirm every write within {self.settings.core.flush_timeout_s:g}s "
                 f"(INSPECT_OTEL_FLUSH_TIMEOUT); {SYNC_HINT} delivers anything missing without duplicates"
             )
 
@@ -188,7 +165,7 @@ class WeaveSink:
     def _ensure_client(self) -> Any:
         if self._client is not None or self._disabled is not None:
             return self._client
-        why = credentials_problem()
+        why = credentials_problem(self.settings.wandb)
         if why is not None:
             self._disable(why)
             return None
@@ -198,7 +175,7 @@ class WeaveSink:
             try:
                 import weave
 
-                result["client"] = weave.init(str(self.settings.weave_project), settings=WEAVE_SETTINGS)
+                result["client"] = weave.init(str(self.settings.weave.project), settings=WEAVE_SETTINGS)
             except BaseException as exc:  # weave raises SystemExit-like errors on auth problems
                 result["error"] = exc
 
@@ -512,37 +489,3 @@ def weave_classes() -> tuple[Any, Any]:
 
         _CLASSES = (InspectModel, InspectScorer)
     return _CLASSES
-
-
-def evaluate_call_handle(
-    project_id: str, op_uri: str, trace_id: str, call_id: str, started_at: datetime.datetime
-) -> Any:
-    """A ``Call`` naming an existing evaluate call: a parent for rows and a target for its end."""
-    from weave.trace.call import Call
-
-    return Call(
-        _op_name=op_uri,
-        trace_id=trace_id,
-        project_id=project_id,
-        parent_id=None,
-        inputs={},
-        id=call_id,
-        attributes={"_weave_eval_meta": {"imperative": True}},
-        started_at=started_at,
-    )
-
-
-def route_end_of_foreign_call(client: Any, call_id: str) -> None:
-    """Let ``finish_call`` end an evaluate call that another process started.
-
-    weave's batching processor sends an end on its own only for starts it sent itself (eager
-    ops); otherwise it holds the end for up to 5 minutes waiting for a start that will never
-    come. Registering the id as eager sends the end at once. No-op without that processor.
-    """
-    server = client.server
-    while not hasattr(server, "call_processor") and hasattr(server, "_next_trace_server"):
-        server = server._next_trace_server
-    processor = getattr(server, "call_processor", None)
-    eager_ids = getattr(processor, "_eager_call_ids", None)
-    if eager_ids is not None:
-        eager_ids[call_id] = True

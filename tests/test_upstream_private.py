@@ -1,0 +1,65 @@
+"""Every upstream detail beyond a documented API that the bridge relies on (``otel_bridge._upstream``).
+
+Each test fails loudly when the upstream changes, naming what moved.
+"""
+
+from __future__ import annotations
+
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from otel_bridge._upstream import evaluate_call_handle, provider_processor, route_end_of_foreign_call
+
+
+def test_tracer_provider_composite_processor_still_there() -> None:
+    """A user's provider fans our ReadableSpans out to every processor added to it, before or after."""
+    provider = TracerProvider()
+    early = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(early))
+    processor = provider_processor(provider)
+    assert isinstance(processor, SpanProcessor)
+    late = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(late))
+    tracer = provider.get_tracer("t")
+    with tracer.start_as_current_span("real"):
+        pass
+    [span] = early.get_finished_spans()
+    assert isinstance(span, ReadableSpan)
+    processor.on_end(span)  # what the bridge does with each span it ends
+    assert [s.name for s in early.get_finished_spans()] == ["real", "real"]
+    assert [s.name for s in late.get_finished_spans()] == ["real", "real"]
+
+
+def test_weave_internals_still_there() -> None:
+    """The few weave details beyond its documented API; fails loudly on an upstream change."""
+    import inspect as pyinspect
+
+    import weave
+    from weave.trace.call import Call
+    from weave.trace.weave_client import WeaveClient
+
+    params = pyinspect.signature(WeaveClient.create_call).parameters
+    assert {"parent", "attributes", "display_name", "use_stack", "started_at"} <= set(params)
+    assert "ended_at" in pyinspect.signature(WeaveClient.finish_call).parameters
+    assert "eager_call_start" in pyinspect.signature(weave.op).parameters
+    fields = set(Call.__dataclass_fields__)
+    assert {
+        "_op_name",
+        "trace_id",
+        "project_id",
+        "parent_id",
+        "inputs",
+        "id",
+        "attributes",
+        "started_at",
+    } <= fields
+    from weave.trace_server_bindings.call_batch_processor import CallBatchProcessor
+
+    src = pyinspect.getsource(CallBatchProcessor)
+    assert "_eager_call_ids" in src and "def _handle_end" in src
+    from otel_bridge.sinks.weave import weave_classes
+
+    model_cls, scorer_cls = weave_classes()
+    assert model_cls(name="m", model="p/m").model == "p/m" and scorer_cls(name="s").name == "s"
+    assert callable(route_end_of_foreign_call) and callable(evaluate_call_handle)
