@@ -67,8 +67,9 @@ class CoreSettings:
     """One export's timeout, capped at ``OTLP_MAX_TIMEOUT_S``."""
     service_name: str | None = field(default=None, metadata=_env(otel.OTEL_SERVICE_NAME))
     """``service.name`` of the resource (default ``inspect-ai``)."""
-    otel_env: tuple[tuple[str, str], ...] = ()
-    """Every OTEL_* variable: the SDK reads them itself, and a change must rebuild the pipeline."""
+    otel_env: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    """Every OTEL_* variable: the SDK reads them itself, and a change must rebuild the pipeline
+    (not in a repr: OTEL_EXPORTER_OTLP_HEADERS may hold credentials)."""
 
     def otel_set(self, name: str) -> bool:
         """Whether the user set this OTEL_* variable (then the SDK's reading of it wins)."""

@@ -58,7 +58,7 @@ def test_weave_internals_still_there() -> None:
 
     src = pyinspect.getsource(CallBatchProcessor)
     assert "_eager_call_ids" in src and "def _handle_end" in src
-    from otel_bridge.sinks.weave import weave_classes
+    from otel_bridge.sinks.weave_calls import weave_classes
 
     model_cls, scorer_cls = weave_classes()
     assert model_cls(name="m", model="p/m").model == "p/m" and scorer_cls(name="s").name == "s"

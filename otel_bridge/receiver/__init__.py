@@ -6,7 +6,8 @@ it never imports ``otel_bridge.hook``.
 
 from __future__ import annotations
 
-from otel_bridge.receiver.core import Outcome, Receiver, ReceiverOptions
+from otel_bridge.receiver.core import Receiver
+from otel_bridge.receiver.requests import Outcome, ReceiverOptions
 from otel_bridge.receiver.server import ReceiverConfigError, ReceiverServer, build_sinks, serve
 
 __all__ = [

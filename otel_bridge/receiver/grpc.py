@@ -12,7 +12,8 @@ from concurrent import futures
 import grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from otel_bridge.receiver.core import BadRequest, Receiver, Unavailable, decode_protobuf
+from otel_bridge.receiver.core import Receiver
+from otel_bridge.receiver.requests import BadRequest, Unavailable, decode_protobuf
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 

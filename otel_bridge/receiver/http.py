@@ -17,14 +17,8 @@ from typing import Any
 from google.protobuf import json_format
 from google.rpc import code_pb2, status_pb2
 
-from otel_bridge.receiver.core import (
-    BadRequest,
-    Receiver,
-    Unavailable,
-    decode_json,
-    decode_protobuf,
-    health_json,
-)
+from otel_bridge.receiver.core import Receiver, health_json
+from otel_bridge.receiver.requests import BadRequest, Unavailable, decode_json, decode_protobuf
 
 TRACES_PATH = "/v1/traces"
 PROTOBUF_TYPES = ("application/x-protobuf", "application/protobuf")

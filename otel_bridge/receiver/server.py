@@ -22,9 +22,10 @@ from typing import TextIO
 import grpc
 
 from otel_bridge.config import Settings
-from otel_bridge.receiver.core import Receiver, ReceiverOptions
+from otel_bridge.receiver.core import Receiver
 from otel_bridge.receiver.grpc import make_grpc_server
 from otel_bridge.receiver.http import make_http_server
+from otel_bridge.receiver.requests import ReceiverOptions
 from otel_bridge.receiver.spool import Spool, SpoolInUse
 from otel_bridge.sinks.base import RecordSink
 from otel_bridge.sinks.file import FileRecordSink

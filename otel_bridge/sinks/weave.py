@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import datetime
 import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +30,21 @@ from otel_bridge._upstream import evaluate_call_handle, route_end_of_foreign_cal
 from otel_bridge.config import Settings
 from otel_bridge.records import SpanRecord
 from otel_bridge.sinks.base import RecordSink
+from otel_bridge.sinks.weave_calls import (
+    EVALUATE_OP,
+    FLUSH_EVERY_CALLS,
+    PREDICT_AND_SCORE_OP,
+    PREDICT_OP,
+    SCORE_META,
+    SUMMARIZE_OP,
+    SYNC_HINT,
+    WEAVE_SETTINGS,
+    SampleError,
+    bounded,
+    inspect_attr,
+    ts,
+    weave_classes,
+)
 from otel_bridge.translate.weave import (
     CallSpec,
     FinishEvaluation,
@@ -40,36 +54,6 @@ from otel_bridge.translate.weave import (
     Write,
 )
 from otel_bridge.wandb_env import credentials_problem, run_project_path
-
-SYNC_HINT = "`otel-bridge sync <span file> --to weave`"
-EVALUATE_OP = "Evaluation.evaluate"
-PREDICT_AND_SCORE_OP = "Evaluation.predict_and_score"
-PREDICT_OP = "Model.predict"
-SUMMARIZE_OP = "Evaluation.summarize"
-SCORE_META = {"imperative": True, "score": True}
-FLUSH_EVERY_CALLS = 2_000  # bounded memory: wait for weave's queue after this many queued calls
-
-# Weave settings for a client inside someone else's program: never patch their LLM libraries,
-# never print links, give up on an unreachable server quickly.
-WEAVE_SETTINGS: dict[str, Any] = {
-    "print_call_link": False,
-    "log_level": "WARNING",
-    "implicitly_patch_integrations": False,
-    "capture_code": False,
-    "capture_client_info": False,
-    "capture_system_info": False,
-    "retry_max_attempts": 2,
-    "retry_max_interval": 5.0,
-    "http_timeout": 15.0,
-}
-
-
-class SampleError(Exception):
-    """An Inspect sample or task error, carried into Weave's ``exception`` field."""
-
-
-def _ts(ns: int) -> datetime.datetime:
-    return datetime.datetime.fromtimestamp(ns / 1e9, tz=datetime.UTC)
 
 
 @dataclass
@@ -136,7 +120,7 @@ class WeaveSink(RecordSink):
         client = self._client
         if client is None:
             return self._disabled is None or True
-        return _bounded(client.flush, timeout_s)
+        return bounded(client.flush, timeout_s)
 
     def close(self) -> None:
         ok = self.flush(max(1.0, self.settings.core.flush_timeout_s))
@@ -229,7 +213,7 @@ class WeaveSink(RecordSink):
                 )
             if self._queued_calls >= FLUSH_EVERY_CALLS:
                 self._queued_calls = 0
-                _bounded(client.flush, 60.0)
+                bounded(client.flush, 60.0)
 
     def _objects(self, w: StartEvaluation) -> tuple[Any, Any]:
         """The Evaluation (task, dataset, scorers) and Model objects of an evaluation."""
@@ -265,7 +249,7 @@ class WeaveSink(RecordSink):
             self._evals[w.eval_id] = self._adopt(client, found, evaluation, model)
             self.stats["adopted"] += 1
             return
-        started = _ts(w.start_ns)
+        started = ts(w.start_ns)
         call = client.create_call(
             self._op(EVALUATE_OP, eager=True),
             inputs={"self": evaluation, "model": model},
@@ -292,7 +276,7 @@ class WeaveSink(RecordSink):
             query={"$expr": {"$eq": [{"$getField": "attributes.inspect.eval_id"}, {"$literal": eval_id}]}},
             columns=["id", "trace_id", "op_name", "started_at", "ended_at", "attributes"],
         )
-        found = [c for c in calls if _inspect_attr(c, "eval_id") == eval_id]
+        found = [c for c in calls if inspect_attr(c, "eval_id") == eval_id]
         if not found:
             return None
         found.sort(key=lambda c: (c.ended_at is None, str(c.started_at)))
@@ -313,7 +297,7 @@ class WeaveSink(RecordSink):
         for child in client.get_calls(
             filter={"parent_ids": [call.id]}, columns=["id", "op_name", "ended_at", "attributes"]
         ):
-            key = _inspect_attr(child, "key")
+            key = inspect_attr(child, "key")
             if key is None or PREDICT_AND_SCORE_OP not in str(child.op_name):
                 continue
             if child.ended_at is None:
@@ -335,13 +319,13 @@ class WeaveSink(RecordSink):
             inputs=inputs,
             parent=parent,
             use_stack=False,
-            started_at=_ts(kw.pop("start_ns")),
+            started_at=ts(kw.pop("start_ns")),
             **kw,
         )
 
     def _end(self, client: Any, call: Any, output: Any, end_ns: int, error: str | None = None) -> None:
         client.finish_call(
-            call, output=output, exception=SampleError(error) if error else None, ended_at=_ts(end_ns)
+            call, output=output, exception=SampleError(error) if error else None, ended_at=ts(end_ns)
         )
 
     def _span_call(self, client: Any, parent: Any, spec: CallSpec) -> None:
@@ -436,56 +420,3 @@ class WeaveSink(RecordSink):
         self._end(client, proxy, dict(w.output), w.end_ns, w.error)
         h.ended = True
         self.stats["finished"] += 1
-
-
-def _inspect_attr(call: Any, key: str) -> Any:
-    attrs = getattr(call, "attributes", None) or {}
-    inspect_attrs = attrs.get("inspect") if hasattr(attrs, "get") else None
-    if inspect_attrs is None or not hasattr(inspect_attrs, "get"):
-        return None
-    return inspect_attrs.get(key)
-
-
-def _bounded(fn: Callable[[], Any], timeout_s: float) -> bool:
-    """Run a possibly blocking weave call for at most ``timeout_s`` (daemon thread)."""
-    done = threading.Event()
-
-    def run() -> None:
-        try:
-            fn()
-        except Exception:
-            pass
-        finally:
-            done.set()
-
-    threading.Thread(target=run, name="otel-bridge-weave-flush", daemon=True).start()
-    deadline = time.monotonic() + max(0.0, timeout_s)
-    return done.wait(max(0.0, deadline - time.monotonic()))
-
-
-# --- the only places that lean on weave beyond its documented API ------------------------------
-# tests/test_weave_sink.py::test_weave_internals_still_there fails loudly if these change upstream.
-
-_CLASSES: tuple[Any, Any] | None = None
-
-
-def weave_classes() -> tuple[Any, Any]:
-    """Model / Scorer subclasses holding Inspect's fields (weave objects forbid extra fields)."""
-    global _CLASSES
-    if _CLASSES is None:
-        import weave
-
-        class InspectModel(weave.Model):
-            """An Inspect model: its name and generation settings, as the Evals tab shows them."""
-
-            model: str
-            generate_config: dict[str, Any] = {}
-            model_args: dict[str, Any] = {}
-            base_url: str | None = None
-            roles: dict[str, Any] = {}
-
-        class InspectScorer(weave.Scorer):
-            """An Inspect scorer by name (Inspect ran it; Weave only records its scores)."""
-
-        _CLASSES = (InspectModel, InspectScorer)
-    return _CLASSES

@@ -24,7 +24,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from otel_bridge.conventions import SPAN_SAMPLE
 from otel_bridge.otlp_json import json_to_request
-from otel_bridge.receiver.core import subset
+from otel_bridge.receiver.requests import subset
 from otel_bridge.records import SpanRecord, from_request, read_span_file
 from tests.support.bridge import INSPECT, OTEL_BRIDGE, ROOT, clean_env, subprocess_env
 from tests.support.collector import ManagedProcess, free_port, http_get
