@@ -1,0 +1,53 @@
+"""What both translations share: the W&B run a span belongs to, and reading span attributes.
+
+The Weave evaluation names the W&B Models run of the same eval, so ``run_key`` lives here and
+neither translation imports the other.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from otel_bridge import conventions as c
+from otel_bridge.records import SpanRecord
+
+_BAD_ID_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def run_key(record: SpanRecord) -> str | None:
+    """The W&B run id a span belongs to: its eval set if any, else its Inspect run."""
+    raw = record.attr(c.EVAL_SET_ID) or record.attr(c.RUN_ID)
+    if not raw:
+        return None
+    return _BAD_ID_CHARS.sub("-", str(raw))[:128]
+
+
+def decode_json(value: Any) -> Any:
+    """A JSON object or array attribute, decoded (anything else, or invalid JSON, as it is)."""
+    if isinstance(value, str) and value[:1] in "{[":
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """A mapping as a dict; anything else as an empty one."""
+    return dict(value) if isinstance(value, Mapping) else {}
+
+
+def drop_none(d: Mapping[str, Any]) -> dict[str, Any]:
+    """``d`` without its None values, at every level of nesting."""
+    return {k: (drop_none(v) if isinstance(v, Mapping) else v) for k, v in d.items() if v is not None}
+
+
+def present_attrs(
+    span: SpanRecord, names: Iterable[tuple[str, str]], read: Callable[[str], Any] | None = None
+) -> dict[str, Any]:
+    """``{name: value}`` for each ``(name, attribute)`` the span has, read by ``read`` (default as is)."""
+    read = read or span.attr
+    return {name: read(key) for name, key in names if span.attr(key) is not None}

@@ -1,0 +1,399 @@
+"""Span records → W&B Models writes, statefully (still no I/O, no wandb import).
+
+One W&B run per Inspect run (``inspect.run_id``) or per eval set (``inspect.eval_set_id``, so
+retries and later invocations resume the same run). The translator keeps every number keyed by
+run and by task × model, so concurrent pairs and several ``eval()`` calls never share a counter;
+what a span means is in ``mapping``. The same writes come out whether spans arrive live,
+through the receiver or from ``otel-bridge sync``.
+
+Idempotent: a span seen twice (same trace and span id) is ignored, and a sample seen again for
+the same task × model, id and epoch replaces its earlier values instead of adding to them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from otel_bridge import conventions as c
+from otel_bridge.records import SpanRecord
+from otel_bridge.translate.common import run_key
+from otel_bridge.translate.wandb import ops
+from otel_bridge.translate.wandb.mapping import (
+    RELEVANT_SPANS,
+    inspect_info,
+    metric_hint,
+    run_name,
+    run_outcome,
+    run_tags,
+    running_metrics,
+    sample_scores,
+    samples_table,
+    shared_config,
+    table_row,
+    task_config,
+    task_numbers,
+    token_totals,
+    weave_links,
+)
+from otel_bridge.translate.wandb.ops import Write
+from otel_bridge.translate.wandb.options import Options
+
+
+@dataclass
+class _Pair:
+    """One task × model (keyed by Inspect's task_id, stable across eval-set retries)."""
+
+    label: str
+    task: str
+    model: str
+    scores: dict[tuple[str, int], dict[str, float]] = field(default_factory=dict)
+    categorical: set[str] = field(default_factory=set)
+    metric_names: dict[str, list[str]] = field(default_factory=dict)
+    errors: set[tuple[str, int]] = field(default_factory=set)
+    tokens: int = 0
+    open_evals: set[str] = field(default_factory=set)
+    ended_evals: set[str] = field(default_factory=set)
+    attempts: dict[str, tuple[int, str | None]] = field(default_factory=dict)  # eval_id → start, status
+    status: str | None = None  # of the latest attempt (by start time), not the last to end
+    final: bool = False
+    summary: dict[str, Any] = field(default_factory=dict)
+    usage: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class _Run:
+    key: str
+    eval_set_id: str | None
+    started: bool = False
+    finished: bool = False
+    pairs: dict[str, _Pair] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)  # label → pair id
+    tasks: list[str] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)
+    datasets: list[str] = field(default_factory=list)
+    run_ids: list[str] = field(default_factory=list)
+    run_status: dict[str, str] = field(default_factory=dict)  # inspect run id → status
+    run_order: list[str] = field(default_factory=list)
+    group: str | None = None
+    name: str = ""
+    tags: tuple[str, ...] = ()
+    config: dict[str, Any] = field(default_factory=dict)
+    config_sent: dict[str, Any] = field(default_factory=dict)
+    defined: set[str] = field(default_factory=set)
+    last_step: int = -1
+    rows: dict[tuple[str, str, int], dict[str, Any]] = field(default_factory=dict)
+    dropped_rows: int = 0
+    logs: list[str] = field(default_factory=list)
+    start_ns: int | None = None
+    end_ns: int | None = None
+    end_status: str | None = None  # set when the run / eval-set span has ended
+    end_message: str = ""
+
+
+class WandbTranslator:
+    """Stateful, pure translation; one instance per sink (shared by every run it sees)."""
+
+    def __init__(self, options: Options | None = None) -> None:
+        self.options = options or Options()
+        self._runs: dict[str, _Run] = {}
+        self._seen: set[tuple[str, str]] = set()
+        self.late_spans = 0
+        self.problems: list[str] = []
+
+    # ---------------------------------------------------------------- public
+    def translate(self, records: Iterable[SpanRecord]) -> list[Write]:
+        """Writes for these ended spans (applied in order); spans already seen add nothing."""
+        out: list[Write] = []
+        for record in records:
+            out.extend(self._one(record))
+        return out
+
+    def finish_pending(self) -> list[Write]:
+        """Finish runs whose end was seen but which still wait for a task span (flush / close)."""
+        out: list[Write] = []
+        for run in self._runs.values():
+            if run.started and not run.finished and run.end_status is not None:
+                out.extend(self._finish(run, force=True))
+        return out
+
+    def finalize_incomplete(self, reason: str) -> list[Write]:
+        """Nothing more will arrive: finish every open run, failed when its end was never seen."""
+        out = self.finish_pending()
+        for run in self._runs.values():
+            if run.started and not run.finished:
+                ended = set(run.run_order) >= set(run.run_ids) and run.run_order
+                if run.eval_set_id and ended and not any(p.open_evals for p in run.pairs.values()):
+                    # every Inspect run of this eval-set invocation ended; only the eval-set
+                    # span is missing (sync read it earlier, with another invocation's)
+                    run.end_status = "success"
+                else:
+                    run.end_status = "incomplete"
+                    run.end_message = reason
+                out.extend(self._finish(run, force=True))
+        return out
+
+    @property
+    def open_runs(self) -> list[str]:
+        return [r.key for r in self._runs.values() if r.started and not r.finished]
+
+    # ---------------------------------------------------------------- dispatch
+    def _one(self, r: SpanRecord) -> list[Write]:
+        if r.name not in RELEVANT_SPANS:
+            return []
+        ident = (r.trace_id, r.span_id)
+        if ident in self._seen:
+            return []
+        key = run_key(r)
+        if key is None:
+            return []
+        self._seen.add(ident)
+        run = self._runs.get(key)
+        if run is not None and run.finished and run.eval_set_id and r.name != c.SPAN_EVAL_SET:
+            run = None  # the eval set was invoked again (a retry): continue the same W&B run
+        if run is None:
+            eval_set = r.attr(c.EVAL_SET_ID)
+            run = self._runs[key] = _Run(key, str(eval_set) if eval_set else None, group=eval_set)
+        if run.finished:
+            if r.name != c.SPAN_EVAL_SET:  # another invocation's eval-set end: harmless
+                self.late_spans += 1
+            return []
+        if run.start_ns is None or (r.start_ns and r.start_ns < run.start_ns):
+            run.start_ns = r.start_ns or run.start_ns
+        body: list[Write]
+        if r.name == c.SPAN_SAMPLE:
+            body = self._sample(run, r)
+        elif r.name == c.SPAN_TASK_STARTED:
+            self._task_seen(run, r)
+            body = []
+        elif r.name == c.SPAN_TASK:
+            body = self._task_end(run, r)
+        elif r.name == c.SPAN_RUN:
+            body = self._run_end(run, r)
+        else:
+            body = self._eval_set_end(run, r)
+        head = self._identity(run)
+        tail = self._finish(run) if run.end_status is not None and not run.finished else []
+        return head + body + tail
+
+    # ---------------------------------------------------------------- identity and config
+    def _identity(self, run: _Run) -> list[Write]:
+        name = self._name(run)
+        tags = run_tags(run.tasks, run.models, run.datasets, self.options.tags)
+        out: list[Write] = []
+        if not run.started:
+            run.started = True
+            run.name, run.tags = name, tags
+            run.config_sent = json.loads(json.dumps(run.config, default=str))
+            resume = run.eval_set_id is not None  # eval sets: later invocations continue the run
+            out.append(
+                ops.StartRun(run.key, name, run.group, ops.JOB_TYPE, tags, dict(run.config_sent), resume)
+            )
+            return out
+        if name != run.name:
+            run.name = name
+            out.append(ops.SetName(run.key, name))
+        if tags != run.tags:
+            run.tags = tags
+            out.append(ops.SetTags(run.key, tags))
+        current = json.loads(json.dumps(run.config, default=str))
+        changed = {k: v for k, v in current.items() if run.config_sent.get(k) != v}
+        if changed:
+            run.config_sent.update(changed)
+            out.append(ops.UpdateConfig(run.key, changed))
+        return out
+
+    def _name(self, run: _Run) -> str:
+        ids = {
+            "run_id": run.run_ids[0] if run.run_ids else run.key,
+            "eval_set_id": run.eval_set_id or "",
+            "id": run.key,
+        }
+        name, problem = run_name(self.options.run_name, run.tasks, run.models, ids, run.start_ns)
+        if problem and problem not in self.problems:
+            self.problems.append(problem)
+        return name
+
+    def _note_run(self, run: _Run, r: SpanRecord) -> None:
+        inspect_run = r.attr(c.RUN_ID)
+        if inspect_run and inspect_run not in run.run_ids:
+            run.run_ids.append(str(inspect_run))
+        run.config.setdefault("inspect", {}).update(inspect_info(r, run.run_ids, run.eval_set_id))
+
+    def _pair(self, run: _Run, r: SpanRecord) -> _Pair:
+        task = str(r.attr(c.TASK_NAME) or "task")
+        model = str(r.attr(c.MODEL) or "model")
+        pair_id = str(r.attr(c.TASK_ID) or r.attr(c.EVAL_ID) or f"{task}/{model}")
+        pair = run.pairs.get(pair_id)
+        if pair is not None:
+            return pair
+        label, n = f"{task}/{model}", 1
+        while label in run.labels:  # the same task twice with other arguments: keep them apart
+            n += 1
+            label = f"{task}-{n}/{model}"
+        run.labels[label] = pair_id
+        pair = run.pairs[pair_id] = _Pair(label, task, model)
+        if task not in run.tasks:
+            run.tasks.append(task)
+        if model not in run.models:
+            run.models.append(model)
+        if run.group is None and not run.started:
+            run.group = run.eval_set_id or task
+        return pair
+
+    def _task_seen(self, run: _Run, r: SpanRecord) -> _Pair:
+        """A task × model started (or ended without its start marker): identity and config."""
+        self._note_run(run, r)
+        pair = self._pair(run, r)
+        eval_id = str(r.attr(c.EVAL_ID) or "")
+        if eval_id and eval_id not in pair.ended_evals and eval_id not in pair.open_evals:
+            pair.open_evals.add(eval_id)
+            pair.final = False
+        if eval_id and eval_id not in pair.attempts:
+            pair.attempts[eval_id] = (r.start_ns, None)
+        dataset = r.attr(c.DATASET_NAME)
+        if dataset and dataset not in run.datasets:
+            run.datasets.append(str(dataset))
+        pair.metric_names.update(metric_hint(r))
+        cfg = task_config(r, pair.task, pair.model)
+        if len(cfg) > 2 or pair.label not in run.config:
+            run.config[pair.label] = cfg
+        run.config.update(shared_config(r))
+        return pair
+
+    # ---------------------------------------------------------------- history
+    def _step(self, run: _Run, end_ns: int) -> int:
+        run.last_step = max(run.last_step + 1, end_ns // 1000)
+        return run.last_step
+
+    def _define(self, run: _Run, pair: _Pair, keys: Iterable[str]) -> list[Write]:
+        axis = f"{pair.label}/samples"
+        out: list[Write] = []
+        for key in keys:
+            if key != axis and key not in run.defined:
+                run.defined.add(key)
+                out.append(ops.DefineMetric(run.key, key, axis))
+        return out
+
+    def _sample(self, run: _Run, r: SpanRecord) -> list[Write]:
+        status = str(r.attr(c.SAMPLE_STATUS) or "")
+        if r.attr(c.SAMPLE_WILL_RETRY) or status in {"retried", "cancelled", ""}:
+            return []  # not a final result (a retry follows, or the run was cancelled)
+        self._note_run(run, r)
+        pair = self._pair(run, r)
+        sample = (str(r.attr(c.SAMPLE_ID)), int(r.attr(c.SAMPLE_EPOCH) or 0))
+        numeric, values, categorical = sample_scores(r.json_attr(c.SAMPLE_SCORES) or {})
+        pair.categorical |= categorical
+        pair.scores[sample] = numeric
+        if status == "error":
+            pair.errors.add(sample)
+        else:
+            pair.errors.discard(sample)
+        pair.tokens += int(r.attr(c.USAGE_TOTAL_TOKENS) or 0)
+        key = (pair.label, *sample)
+        if key in run.rows or len(run.rows) < self.options.table_max_rows:
+            content = self.options.capture_content
+            run.rows[key] = table_row(r, pair.task, pair.model, sample, status, values, content)
+        else:
+            run.dropped_rows += 1
+        row: dict[str, Any] = {
+            f"{pair.label}/samples": len(pair.scores),
+            f"{pair.label}/errors": len(pair.errors),
+            f"{pair.label}/tokens": pair.tokens,
+        }
+        if not pair.final:
+            scores = list(pair.scores.values())
+            row.update(running_metrics(pair.label, scores, pair.metric_names, pair.categorical))
+        return [*self._define(run, pair, row), ops.LogRow(run.key, row, self._step(run, r.end_ns))]
+
+    # ---------------------------------------------------------------- task / run / eval-set ends
+    def _task_end(self, run: _Run, r: SpanRecord) -> list[Write]:
+        pair = self._task_seen(run, r)
+        eval_id = str(r.attr(c.EVAL_ID) or "")
+        pair.open_evals.discard(eval_id)
+        pair.ended_evals.add(eval_id)
+        status = str(r.attr(c.TASK_STATUS) or ("error" if r.status == "ERROR" else "success"))
+        started = min(pair.attempts.get(eval_id, (r.start_ns, None))[0], r.start_ns)
+        pair.attempts[eval_id] = (started, status)
+        latest = max(pair.attempts, key=lambda e: pair.attempts[e][0])
+        pair.status = pair.attempts[latest][1] or pair.status
+        pair.final = not pair.open_evals
+        if latest != eval_id:
+            return []  # an earlier attempt ending late (eval-set retry): the latest one counts
+        usage = r.json_attr(c.TASK_USAGE)
+        pair.usage = usage if isinstance(usage, dict) else {}
+        label = pair.label
+        row, summary = task_numbers(r, label, pair.status, len(pair.scores), len(pair.errors), pair.tokens)
+        location = r.attr(c.LOG_LOCATION)
+        if location and location not in run.logs:
+            run.logs.append(str(location))
+        if self.options.weave_project:
+            # the Weave evaluation of this task × model carries attributes.inspect.eval_id = this id
+            summary[f"{label}/weave_eval_id"] = str(r.attr(c.EVAL_ID))
+        pair.summary = summary
+        out: list[Write] = [
+            *self._define(run, pair, row),
+            ops.LogRow(run.key, row, self._step(run, r.end_ns)),
+        ]
+        out.append(ops.UpdateSummary(run.key, {**summary, **self._run_summary(run)}))
+        return out
+
+    def _run_summary(self, run: _Run) -> dict[str, Any]:
+        tokens = token_totals(pair.usage for pair in run.pairs.values())
+        weave = weave_links(self.options.weave_project, self.options.wandb_base_url)
+        return {**tokens, "logs": list(run.logs), **weave}
+
+    def _run_end(self, run: _Run, r: SpanRecord) -> list[Write]:
+        self._note_run(run, r)
+        inspect_run = str(r.attr(c.RUN_ID))
+        status = r.attr(c.RUN_STATUS)
+        if status is None:
+            status = "incomplete" if r.status == "ERROR" else "success"
+        run.run_status[inspect_run] = str(status)
+        run.run_order.append(inspect_run)
+        if run.eval_set_id is None:
+            run.end_ns = r.end_ns
+            run.end_status = str(status)
+            run.end_message = r.status_message
+        return []
+
+    def _eval_set_end(self, run: _Run, r: SpanRecord) -> list[Write]:
+        self._note_run(run, r)
+        run.end_ns = r.end_ns
+        # an eval set's outcome is that of each task's latest attempt (see _finish), not of the
+        # Inspect runs: a retried task leaves an earlier run marked failed
+        run.end_status = "incomplete" if r.status == "ERROR" else "success"
+        run.end_message = r.status_message
+        return []
+
+    def _finish(self, run: _Run, force: bool = False) -> list[Write]:
+        if not force and any(p.open_evals for p in run.pairs.values()):
+            return []  # a task span of this run has not arrived yet: wait (flush finishes it)
+        run.finished = True
+        status, exit_code = run_outcome(run.end_status, {p.status for p in run.pairs.values()})
+        summary: dict[str, Any] = {}
+        for pair in run.pairs.values():
+            summary.update(pair.summary)
+            if pair.open_evals:
+                summary[f"{pair.label}/status"] = "incomplete"
+        summary.update(self._run_summary(run))
+        summary["status"] = status
+        if run.end_message and status != "success":
+            summary["status_reason"] = run.end_message
+        end = run.end_ns or max([run.start_ns or 0, run.last_step * 1000])
+        if run.start_ns:
+            summary["duration_s"] = round(max(0, end - run.start_ns) / 1e9, 3)
+        summary["table/rows_logged"] = len(run.rows)
+        summary["table/rows_dropped"] = run.dropped_rows
+        out: list[Write] = [*self._identity(run)]
+        if run.rows and self.options.table_max_rows > 0:
+            columns, rows = samples_table(run.rows)
+            out.append(ops.LogTable(run.key, ops.TABLE_KEY, columns, rows, self._step(run, end)))
+        out.append(ops.UpdateSummary(run.key, summary))
+        logs = tuple(run.logs) if self.options.log_artifact else ()
+        if logs or self.options.files:
+            out.append(ops.LogFiles(run.key, logs, self.options.files))
+        out.append(ops.FinishRun(run.key, exit_code, status))
+        return out
