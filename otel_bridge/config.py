@@ -212,32 +212,24 @@ class _Reader:
         return default
 
     def number(self, name: str, default: float, minimum: float) -> float:
+        return self._parsed(name, default, minimum, float, "a number")
+
+    def integer(self, name: str, default: int, minimum: int) -> int:
+        return int(self._parsed(name, default, minimum, int, "an integer"))
+
+    def _parsed(self, name: str, default: float, minimum: float, cast: type, kind: str) -> float:
         raw = self.get(name)
         if raw is None:
             return default
         try:
-            value = float(raw)
+            value = cast(raw)
         except ValueError:
-            self.problems.append(f"{name}={raw!r} is not a number (using {default:g})")
+            self.problems.append(f"{name}={raw!r} is not {kind} (using {default:g})")
             return default
         if value < minimum:
             self.problems.append(f"{name}={raw!r} must be at least {minimum:g} (using {default:g})")
             return default
-        return value
-
-    def integer(self, name: str, default: int, minimum: int) -> int:
-        raw = self.get(name)
-        if raw is None:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            self.problems.append(f"{name}={raw!r} is not an integer (using {default})")
-            return default
-        if value < minimum:
-            self.problems.append(f"{name}={raw!r} must be at least {minimum} (using {default})")
-            return default
-        return value
+        return value  # an int stays exact (byte limits)
 
     def words(self, name: str) -> tuple[str, ...] | None:
         raw = self.get(name)
