@@ -52,22 +52,20 @@ def ns(ts: Any) -> int:
     return int(seconds * 1_000_000_000)
 
 
-def usage_attrs(usage: ModelUsage | None, prefix: str = "gen_ai") -> Attrs:
+def usage_attrs(usage: ModelUsage | None) -> Attrs:
     if usage is None:
         return {}
-    if prefix == "gen_ai":
-        out: Attrs = {
-            c.GEN_AI_USAGE_INPUT_TOKENS: usage.input_tokens,
-            c.GEN_AI_USAGE_OUTPUT_TOKENS: usage.output_tokens,
-        }
-        if usage.input_tokens_cache_read is not None:
-            out[c.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.input_tokens_cache_read
-        if usage.input_tokens_cache_write is not None:
-            out[c.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS] = usage.input_tokens_cache_write
-        if usage.reasoning_tokens is not None:
-            out[c.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_tokens
-        return out
-    raise ValueError(prefix)
+    out: Attrs = {
+        c.GEN_AI_USAGE_INPUT_TOKENS: usage.input_tokens,
+        c.GEN_AI_USAGE_OUTPUT_TOKENS: usage.output_tokens,
+    }
+    if usage.input_tokens_cache_read is not None:
+        out[c.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.input_tokens_cache_read
+    if usage.input_tokens_cache_write is not None:
+        out[c.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS] = usage.input_tokens_cache_write
+    if usage.reasoning_tokens is not None:
+        out[c.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_tokens
+    return out
 
 
 def total_usage(by_model: Mapping[str, ModelUsage]) -> Attrs:
