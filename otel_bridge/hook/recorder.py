@@ -34,21 +34,13 @@ from inspect_ai.hooks import (
     TaskStart,
 )
 from inspect_ai.log import EvalLog
-from inspect_ai.model import ChatMessage
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from otel_bridge import conventions as c
 from otel_bridge.config import Settings
 from otel_bridge.hook import attributes as a
-from otel_bridge.hook.content import bounded_json, dumps, to_jsonable
-from otel_bridge.hook.messages import (
-    fingerprint,
-    finish_reasons,
-    message_json,
-    output_messages,
-    system_parts,
-    tool_definitions,
-)
+from otel_bridge.hook.capture import ContentCapture, MessageCache, mark_truncated
+from otel_bridge.hook.messages import finish_reasons, output_messages
 from otel_bridge.redact import Redactor
 from otel_bridge.spanfactory import LiteSpan, SpanFactory
 
@@ -97,8 +89,7 @@ class _SampleTrace:
     open: dict[str, LiteSpan] = field(default_factory=dict)
     tool_slots: dict[tuple[str | None, str], list[_ToolSlot]] = field(default_factory=dict)
     children: int = 0  # spans started under the root (inspect.sample.span_count)
-    # id(message) -> (fingerprint, its redacted JSON, bytes): each message encoded once per sample
-    encoded: dict[int, tuple[tuple[Any, ...], str, int]] = field(default_factory=dict)
+    encoded: MessageCache = field(default_factory=dict)  # each message encoded once per sample
 
 
 class Recorder:
@@ -115,92 +106,8 @@ class Recorder:
         self.samples: dict[str, _SampleTrace] = {}
         self._init_ns: dict[str, int] = {}
         self._outcomes: dict[str, set[str]] = {}  # run_id -> task statuses seen
-        self._tools_json: dict[tuple[tuple[str, str], ...], tuple[str, bool]] = {}
-
-    # ----------------------------------------------------------------- content helpers
-    def _content(self, attrs: Attrs, keys: str | tuple[str, ...], value: Any, truncated: list[str]) -> None:
-        """Set content attribute(s) to one bounded, redacted JSON encoding of ``value``.
-
-        Encoded once even when mirrored under several keys (gen_ai.* and input/output.value):
-        this runs for every model call, on the eval's event loop.
-        """
-        if not self.settings.capture_content or value is None:
-            return
-        text, cut = bounded_json(to_jsonable(value), self.settings.content_max_bytes)
-        text = self.redactor.text(text)
-        for key in (keys,) if isinstance(keys, str) else keys:
-            attrs[key] = text
-            if cut:
-                truncated.append(key)
-
-    def _input_messages(
-        self, s: _SampleTrace, messages: list[ChatMessage], attrs: Attrs, truncated: list[str]
-    ) -> None:
-        """gen_ai.input.messages (mirrored in input.value) and gen_ai.system_instructions.
-
-        Each model call carries the whole conversation so far. Every message is encoded once
-        per sample and reused by later calls while it is unchanged, so an agent loop costs
-        O(turns), not O(turns²); over the byte budget the whole list is truncated as one value.
-        """
-        budget = self.settings.content_max_bytes
-        system: list[str] = []
-        fragments: list[str] = []
-        size = 1
-        for message in messages:
-            refs = fingerprint(message)
-            cached = s.encoded.get(id(message))
-            if cached is not None and _same(cached[0], refs):
-                text, nbytes = cached[1], cached[2]
-            else:
-                # a system message is kept as its parts (gen_ai.system_instructions), inner JSON only
-                value = system_parts(message) if message.role == "system" else message_json(message)
-                text = self.redactor.text(dumps(value))
-                if message.role == "system":
-                    text = text[1:-1]
-                nbytes = len(text.encode("utf-8"))
-                if nbytes <= budget:
-                    s.encoded[id(message)] = (refs, text, nbytes)
-            if message.role == "system":
-                if text:
-                    system.append(text)
-                continue
-            fragments.append(text)
-            size += nbytes + 1
-        if system:
-            joined_system = "[" + ",".join(system) + "]"
-            if len(joined_system) * 4 <= budget or len(joined_system.encode("utf-8")) <= budget:
-                attrs[c.GEN_AI_SYSTEM_INSTRUCTIONS] = joined_system
-            else:
-                parts = [p for m in messages if m.role == "system" for p in system_parts(m)]
-                self._content(attrs, c.GEN_AI_SYSTEM_INSTRUCTIONS, parts, truncated)
-        if size <= budget:
-            joined = "[" + ",".join(fragments) + "]"
-            attrs[c.GEN_AI_INPUT_MESSAGES] = attrs[c.INPUT_VALUE] = joined
-        else:
-            rest = [message_json(m) for m in messages if m.role != "system"]
-            self._content(attrs, (c.GEN_AI_INPUT_MESSAGES, c.INPUT_VALUE), rest, truncated)
-
-    def _tool_definitions(self, attrs: Attrs, e: ModelEvent, truncated: list[str]) -> None:
-        """The same tools are offered on every turn of an agent loop: encode them once."""
-        key = tuple((t.name, t.description) for t in e.tools)
-        cached = self._tools_json.get(key)
-        if cached is None:
-            encoded: Attrs = {}
-            cut: list[str] = []
-            self._content(encoded, c.GEN_AI_TOOL_DEFINITIONS, tool_definitions(e.tools), cut)
-            if len(self._tools_json) > 256:
-                self._tools_json.clear()
-            if c.GEN_AI_TOOL_DEFINITIONS not in encoded:
-                return
-            cached = self._tools_json[key] = (str(encoded[c.GEN_AI_TOOL_DEFINITIONS]), bool(cut))
-        attrs[c.GEN_AI_TOOL_DEFINITIONS] = cached[0]
-        if cached[1]:
-            truncated.append(c.GEN_AI_TOOL_DEFINITIONS)
-
-    @staticmethod
-    def _mark_truncated(attrs: Attrs, truncated: list[str]) -> None:
-        if truncated:
-            attrs[c.TRUNCATED] = sorted(set(truncated))
+        self.capture = ContentCapture(settings, redactor)
+        self._content = self.capture.content  # bound once: called for every content attribute
 
     # ----------------------------------------------------------------- eval set / run
     def eval_set_start(self, data: EvalSetStart) -> None:
@@ -360,7 +267,7 @@ class Recorder:
         self._content(attrs, (c.SAMPLE_INPUT, c.INPUT_VALUE), summary.input, truncated)
         self._content(attrs, c.SAMPLE_TARGET, summary.target, truncated)
         self._content(attrs, c.SAMPLE_METADATA, summary.metadata or None, truncated)
-        self._mark_truncated(attrs, truncated)
+        mark_truncated(attrs, truncated)
         # the sample began when Inspect says it did (its init span opens before the hooks run)
         candidates = [_now()]
         init_ns = self._init_ns.pop(data.sample_id, None)
@@ -412,7 +319,7 @@ class Recorder:
         self._content(attrs, (c.SAMPLE_INPUT, c.INPUT_VALUE), sample.input, truncated)
         completion = sample.output.completion if sample.output else None
         self._content(attrs, (c.SAMPLE_OUTPUT, c.OUTPUT_VALUE), completion, truncated)
-        self._mark_truncated(attrs, truncated)
+        mark_truncated(attrs, truncated)
         for name, score in (sample.scores or {}).items():
             for result in a.evaluation_events(name, score, self.settings.capture_content, self.redactor):
                 s.span.add_event(c.EVENT_EVALUATION_RESULT, result)
@@ -573,13 +480,13 @@ class Recorder:
             attrs.update(a.usage_attrs(output.usage))
         truncated: list[str] = []
         if self.settings.capture_content:
-            self._input_messages(s, e.input, attrs, truncated)
+            self.capture.input_messages(s.encoded, e.input, attrs, truncated)
             if e.tools:
-                self._tool_definitions(attrs, e, truncated)
+                self.capture.tool_definitions(attrs, e.tools, truncated)
             if output is not None and output.choices and not e.error:
                 self._content(attrs, c.GEN_AI_OUTPUT_MESSAGES, output_messages(output), truncated)
                 self._content(attrs, c.OUTPUT_VALUE, output.completion, truncated)
-            self._mark_truncated(attrs, truncated)
+            mark_truncated(attrs, truncated)
         start = a.ns(e.timestamp)
         if e.completed is not None:
             end = a.ns(e.completed)
@@ -603,7 +510,7 @@ class Recorder:
         truncated: list[str] = []
         self._content(attrs, (c.GEN_AI_TOOL_CALL_ARGUMENTS, c.INPUT_VALUE), e.arguments, truncated)
         self._content(attrs, (c.GEN_AI_TOOL_CALL_RESULT, c.OUTPUT_VALUE), e.result, truncated)
-        self._mark_truncated(attrs, truncated)
+        mark_truncated(attrs, truncated)
         error = None
         if e.error is not None:
             error = self.redactor.text(e.error.message)
@@ -649,7 +556,7 @@ class Recorder:
             attrs[c.SANDBOX_FILE] = e.file
         truncated: list[str] = []
         self._content(attrs, c.SANDBOX_CMD, e.cmd, truncated)
-        self._mark_truncated(attrs, truncated)
+        mark_truncated(attrs, truncated)
         start = a.ns(e.timestamp)
         span = self.spans.start(c.SPAN_SANDBOX, self._parent(s, e.span_id), attrs, start)
         if e.result not in (None, 0):
@@ -704,10 +611,6 @@ def _resolve(kind: type) -> _Handler | None:
     if len(_HANDLERS) < 256:
         _HANDLERS[kind] = handler
     return handler
-
-
-def _same(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
-    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
 
 
 def _is_cancellation(exc: BaseException) -> bool:
