@@ -111,12 +111,7 @@ class Recorder:
 
     # ----------------------------------------------------------------- eval set / run
     def eval_set_start(self, data: EvalSetStart) -> None:
-        attrs: Attrs = {
-            c.EVAL_SET_ID: data.eval_set_id,
-            c.EVAL_SET_LOG_DIR: data.log_dir,
-            c.WANDB_DISPLAY_NAME: f"eval set {data.eval_set_id}",
-            **self.versions,
-        }
+        attrs = a.eval_set_attrs(data, self.versions)
         self.eval_sets[data.eval_set_id] = self.spans.start(c.SPAN_EVAL_SET, None, attrs, _now())
 
     def eval_set_end(self, data: EvalSetEnd) -> None:
@@ -126,15 +121,7 @@ class Recorder:
 
     def run_start(self, data: RunStart) -> None:
         parent = self.eval_sets.get(data.eval_set_id or "")
-        attrs: Attrs = {
-            c.RUN_ID: data.run_id,
-            c.RUN_TASK_NAMES: list(data.task_names),
-            c.COMMAND_LINE: a.command_line(self.redactor),
-            c.WANDB_DISPLAY_NAME: f"run {', '.join(data.task_names)}",
-            **self.versions,
-        }
-        if data.eval_set_id:
-            attrs[c.EVAL_SET_ID] = data.eval_set_id
+        attrs = a.run_attrs(data, self.redactor, self.versions)
         self.runs[data.run_id] = self.spans.start(c.SPAN_RUN, parent, attrs, _now())
 
     def run_end(self, data: RunEnd) -> None:
@@ -168,15 +155,7 @@ class Recorder:
     # ----------------------------------------------------------------- task
     def task_start(self, data: TaskStart) -> None:
         spec = data.spec
-        base: Attrs = {
-            c.RUN_ID: data.run_id,
-            c.EVAL_ID: data.eval_id,
-            c.TASK_ID: spec.task_id,
-            c.TASK_NAME: spec.task,
-            c.MODEL: spec.model,
-        }
-        if data.eval_set_id:
-            base[c.EVAL_SET_ID] = data.eval_set_id
+        base = a.task_base(data)
         attrs: Attrs = {
             **base,
             **a.task_start_attrs(spec, self.redactor),
@@ -250,14 +229,7 @@ class Recorder:
         if task is None:
             return
         summary = data.summary
-        base: Attrs = {
-            **task.base,
-            c.SAMPLE_ID: str(summary.id),
-            c.SAMPLE_EPOCH: summary.epoch,
-            c.SAMPLE_UUID: data.sample_id,
-            c.SAMPLE_ATTEMPT: data.attempt,
-            c.GEN_AI_CONVERSATION_ID: data.sample_id,
-        }
+        base = a.sample_base(task.base, data)
         attrs: Attrs = {
             **base,
             c.OPENINFERENCE_SPAN_KIND: "CHAIN",
