@@ -1,15 +1,17 @@
-"""Inspect hook data → OpenTelemetry spans.
+"""Inspect hook data → OpenTelemetry spans: the recorder the hooks call.
 
 One instance per pipeline, shared by every run, task and sample in the process, so all state
 is keyed by Inspect's ids and dropped as soon as the span it belongs to has ended. Spans are
 started and ended with the timestamps Inspect recorded, not the time a hook happened to run.
+
+The recorder keeps what is open and hands the work on: ``traces`` starts and ends spans (and
+holds each task's and sample's trace), ``capture`` encodes content attributes, ``attributes``
+builds the other attribute dictionaries.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from inspect_ai.event import (
@@ -34,13 +36,28 @@ from inspect_ai.hooks import (
     TaskStart,
 )
 from inspect_ai.log import EvalLog
-from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+from opentelemetry.trace import SpanKind
 
 from otel_bridge import conventions as c
 from otel_bridge.config import Settings
 from otel_bridge.hook import attributes as a
-from otel_bridge.hook.capture import ContentCapture, MessageCache, mark_truncated
+from otel_bridge.hook.capture import ContentCapture, mark_truncated
 from otel_bridge.hook.messages import finish_reasons, output_messages
+from otel_bridge.hook.traces import (
+    SampleTrace,
+    TaskTrace,
+    ToolSlot,
+    abandon_sample,
+    end_retried_task,
+    end_run,
+    end_sample,
+    end_task,
+    end_tool_slot,
+    end_with_error,
+    now,
+    start_sample,
+    start_task,
+)
 from otel_bridge.redact import Redactor
 from otel_bridge.spanfactory import LiteSpan, SpanFactory
 
@@ -54,44 +71,6 @@ _KIND = {
 }
 
 
-def _now() -> int:
-    return time.time_ns()
-
-
-@dataclass
-class _ToolSlot:
-    """An Inspect ``tool`` span waiting for its ToolEvent (which Inspect delivers after it ends)."""
-
-    span: LiteSpan
-    end_ns: int | None = None
-    filled: bool = False
-
-
-@dataclass
-class _TaskTrace:
-    span: LiteSpan
-    base: Attrs
-    run_id: str
-    task_name: str
-    model: str
-    errored: int = 0
-    traced: int = 0  # sample traces ended by sample_end (the rows a consumer should expect)
-
-
-@dataclass
-class _SampleTrace:
-    span: LiteSpan
-    base: Attrs
-    task: _TaskTrace
-    run_id: str
-    seen: set[str] = field(default_factory=set)
-    spans: dict[str, tuple[LiteSpan, str | None, str]] = field(default_factory=dict)
-    open: dict[str, LiteSpan] = field(default_factory=dict)
-    tool_slots: dict[tuple[str | None, str], list[_ToolSlot]] = field(default_factory=dict)
-    children: int = 0  # spans started under the root (inspect.sample.span_count)
-    encoded: MessageCache = field(default_factory=dict)  # each message encoded once per sample
-
-
 class Recorder:
     """Turns hook calls into spans; every public method is safe to call in any order."""
 
@@ -102,8 +81,8 @@ class Recorder:
         self.versions = versions
         self.eval_sets: dict[str, LiteSpan] = {}
         self.runs: dict[str, LiteSpan] = {}
-        self.tasks: dict[str, _TaskTrace] = {}
-        self.samples: dict[str, _SampleTrace] = {}
+        self.tasks: dict[str, TaskTrace] = {}
+        self.samples: dict[str, SampleTrace] = {}
         self._init_ns: dict[str, int] = {}
         self._outcomes: dict[str, set[str]] = {}  # run_id -> task statuses seen
         self.capture = ContentCapture(settings, redactor)
@@ -112,7 +91,7 @@ class Recorder:
     # ----------------------------------------------------------------- eval set / run
     def eval_set_start(self, data: EvalSetStart) -> None:
         attrs = a.eval_set_attrs(data, self.versions)
-        self.eval_sets[data.eval_set_id] = self.spans.start(c.SPAN_EVAL_SET, None, attrs, _now())
+        self.eval_sets[data.eval_set_id] = self.spans.start(c.SPAN_EVAL_SET, None, attrs, now())
 
     def eval_set_end(self, data: EvalSetEnd) -> None:
         span = self.eval_sets.pop(data.eval_set_id, None)
@@ -122,7 +101,7 @@ class Recorder:
     def run_start(self, data: RunStart) -> None:
         parent = self.eval_sets.get(data.eval_set_id or "")
         attrs = a.run_attrs(data, self.redactor, self.versions)
-        self.runs[data.run_id] = self.spans.start(c.SPAN_RUN, parent, attrs, _now())
+        self.runs[data.run_id] = self.spans.start(c.SPAN_RUN, parent, attrs, now())
 
     def run_end(self, data: RunEnd) -> None:
         logs = {log.eval.eval_id: log for log in data.logs or []}
@@ -135,20 +114,10 @@ class Recorder:
         span = self.runs.pop(data.run_id, None)
         if span is None:
             return
-        if data.exception is not None:
-            status = "cancelled" if _is_cancellation(data.exception) else "error"
-            span.set_attribute(c.RUN_STATUS, status)
-            span.set_attribute(c.ERROR_TYPE, type(data.exception).__name__)
-            span.set_status(Status(StatusCode.ERROR, self.redactor.text(str(data.exception) or status)))
-        else:
+        outcomes: set[str] = set()  # a run that raised fails by its exception, whatever its tasks did
+        if data.exception is None:
             outcomes = self._outcomes.pop(data.run_id, set()) | {str(log.status) for log in data.logs or []}
-            status = (
-                "cancelled" if "cancelled" in outcomes else "error" if outcomes - {"success"} else "success"
-            )
-            span.set_attribute(c.RUN_STATUS, status)
-            if status != "success":
-                span.set_status(Status(StatusCode.ERROR, f"a task of this run ended with status {status}"))
-        span.end()
+        end_run(span, data.exception, outcomes, self.redactor)
         if not self.samples:
             self._init_ns.clear()
 
@@ -164,65 +133,20 @@ class Recorder:
         }
         for eval_id, open_task in list(self.tasks.items()):
             if open_task.run_id == data.run_id and open_task.base[c.TASK_ID] == spec.task_id:
-                self._end_retried_task(eval_id)  # an eval-set retry supersedes the failed attempt
-        now = _now()
-        span = self.spans.start(c.SPAN_TASK, self.runs.get(data.run_id), attrs, now)
-        self.tasks[data.eval_id] = _TaskTrace(span, base, data.run_id, spec.task, spec.model)
-        # Announce the task at once: consumers that only see ended spans (an OTLP receiver, a
-        # collector) learn here that it is running, long before the task span itself ends.
-        marker = self.spans.start(c.SPAN_TASK_STARTED, span, dict(attrs), now)
-        marker.end(end_time=now)
-
-    def _end_retried_task(self, eval_id: str) -> None:
-        task = self.tasks.pop(eval_id)
-        reason = "this attempt failed and the task is being retried"
-        task.span.set_attributes(
-            {
-                c.SAMPLES_TRACED: task.traced,
-                c.TASK_STATUS: "retried",
-                c.SAMPLES_ERRORED: task.errored,
-                c.TASK_ERROR: reason,
-                c.ERROR_TYPE: "task_retried",
-            }
-        )
-        task.span.set_status(Status(StatusCode.ERROR, reason))
-        task.span.end()
+                end_retried_task(self.tasks.pop(eval_id))  # an eval-set retry supersedes the failed attempt
+        self.tasks[data.eval_id] = start_task(self.spans, self.runs.get(data.run_id), attrs, base, data)
 
     def task_end(self, data: TaskEnd) -> None:
         self._end_task(data.eval_id, data.log, None)
 
     def _end_task(self, eval_id: str, log: EvalLog | None, exception: BaseException | None) -> None:
         task = self.tasks.pop(eval_id, None)
-        if task is None:
-            return
-        span = task.span
-        span.set_attribute(c.SAMPLES_TRACED, task.traced)
-        outcomes = self._outcomes.setdefault(task.run_id, set())
-        if log is not None:
-            span.set_attributes(a.task_end_attrs(log, task.errored))
-            outcomes.add(str(log.status))
-            if log.status != "success":
-                message = log.error.message if log.error else f"task {log.status}"
-                span.set_attribute(c.ERROR_TYPE, a.error_type(message, f"task_{log.status}"))
-                span.set_status(Status(StatusCode.ERROR, self.redactor.text(message)))
-        else:
-            status = "cancelled" if exception is None or _is_cancellation(exception) else "error"
-            outcomes.add(status)
-            reason = str(exception) if exception is not None else "task did not finish (cancelled or retried)"
-            span.set_attributes(
-                {
-                    c.TASK_STATUS: status,
-                    c.SAMPLES_ERRORED: task.errored,
-                    c.TASK_ERROR: self.redactor.text(reason),
-                    c.ERROR_TYPE: f"task_{status}",
-                }
-            )
-            span.set_status(Status(StatusCode.ERROR, self.redactor.text(reason)))
-        span.end()
+        if task is not None:
+            end_task(task, log, exception, self._outcomes.setdefault(task.run_id, set()), self.redactor)
 
     # ----------------------------------------------------------------- sample
     def sample_init(self, data: SampleInit) -> None:
-        self._init_ns[data.sample_id] = _now()
+        self._init_ns[data.sample_id] = now()
 
     def sample_attempt_start(self, data: SampleAttemptStart) -> None:
         task = self.tasks.get(data.eval_id)
@@ -236,24 +160,12 @@ class Recorder:
             c.WANDB_DISPLAY_NAME: f"{task.task_name} sample {summary.id} epoch {summary.epoch}",
         }
         truncated: list[str] = []
-        self._content(attrs, (c.SAMPLE_INPUT, c.INPUT_VALUE), summary.input, truncated)
-        self._content(attrs, c.SAMPLE_TARGET, summary.target, truncated)
-        self._content(attrs, c.SAMPLE_METADATA, summary.metadata or None, truncated)
+        self.capture.content(attrs, (c.SAMPLE_INPUT, c.INPUT_VALUE), summary.input, truncated)
+        self.capture.content(attrs, c.SAMPLE_TARGET, summary.target, truncated)
+        self.capture.content(attrs, c.SAMPLE_METADATA, summary.metadata or None, truncated)
         mark_truncated(attrs, truncated)
-        # the sample began when Inspect says it did (its init span opens before the hooks run)
-        candidates = [_now()]
         init_ns = self._init_ns.pop(data.sample_id, None)
-        if data.attempt == 1 and init_ns is not None:
-            candidates.append(init_ns)
-        if summary.started_at:
-            candidates.append(a.ns(_parse_time(summary.started_at)))
-        start = min(candidates)
-        span = self.spans.start(
-            c.SPAN_SAMPLE, None, attrs, start, links=[Link(task.span.get_span_context())], sampled=True
-        )
-        # child spans carry the ids but not the sample-root-only attributes
-        child_base = {k: v for k, v in base.items() if k != c.GEN_AI_CONVERSATION_ID}
-        self.samples[data.sample_id] = _SampleTrace(span, child_base, task, task.run_id)
+        self.samples[data.sample_id] = start_sample(self.spans, task, attrs, base, data, init_ns)
 
     def sample_attempt_end(self, data: SampleAttemptEnd) -> None:
         if not data.will_retry:
@@ -262,18 +174,9 @@ class Recorder:
         if s is None:
             return
         message = data.error.message if data.error else "attempt failed"
-        s.span.set_attributes(
-            {
-                c.SAMPLE_WILL_RETRY: True,
-                c.SAMPLE_STATUS: "retried",
-                c.SAMPLE_ERROR: self.redactor.text(message),
-                c.ERROR_TYPE: a.error_type(message, "SampleError"),
-            }
-        )
-        s.span.set_status(Status(StatusCode.ERROR, self.redactor.text(message)))
-        self._close_children(s, "attempt failed")
-        s.span.set_attribute(c.SAMPLE_SPAN_COUNT, s.children)
-        s.span.end()
+        error = self.redactor.text(message)
+        s.span.set_attributes({c.SAMPLE_WILL_RETRY: True, c.SAMPLE_STATUS: "retried", c.SAMPLE_ERROR: error})
+        end_sample(s, "attempt failed", error, a.error_type(message, "SampleError"))
 
     def sample_end(self, data: SampleEnd) -> None:
         s = self.samples.pop(data.sample_id, None)
@@ -288,53 +191,32 @@ class Recorder:
         attrs = a.sample_end_attrs(sample, self.settings.capture_content, self.redactor)
         truncated: list[str] = list(s.span.attrs.get(c.TRUNCATED, ()))
         # the summary seen at start may be thinned by Inspect: record the full input now
-        self._content(attrs, (c.SAMPLE_INPUT, c.INPUT_VALUE), sample.input, truncated)
+        self.capture.content(attrs, (c.SAMPLE_INPUT, c.INPUT_VALUE), sample.input, truncated)
         completion = sample.output.completion if sample.output else None
-        self._content(attrs, (c.SAMPLE_OUTPUT, c.OUTPUT_VALUE), completion, truncated)
+        self.capture.content(attrs, (c.SAMPLE_OUTPUT, c.OUTPUT_VALUE), completion, truncated)
         mark_truncated(attrs, truncated)
         for name, score in (sample.scores or {}).items():
             for result in a.evaluation_events(name, score, self.settings.capture_content, self.redactor):
                 s.span.add_event(c.EVENT_EVALUATION_RESULT, result)
+        error = error_type = None
         if sample.error is not None:
             attrs[c.SAMPLE_STATUS] = "error"
-            attrs[c.ERROR_TYPE] = a.error_type(sample.error.message, "SampleError")
-            s.span.set_status(Status(StatusCode.ERROR, self.redactor.text(sample.error.message)))
+            error = self.redactor.text(sample.error.message)
+            error_type = a.error_type(sample.error.message, "SampleError")
             s.task.errored += 1
         elif sample.limit is not None:
             attrs[c.SAMPLE_STATUS] = "limit"
-            attrs[c.ERROR_TYPE] = f"{sample.limit.type}_limit"
-            s.span.set_status(
-                Status(StatusCode.ERROR, f"{sample.limit.type} limit reached ({sample.limit.limit:g})")
-            )
+            error = f"{sample.limit.type} limit reached ({sample.limit.limit:g})"
+            error_type = f"{sample.limit.type}_limit"
         else:
             attrs[c.SAMPLE_STATUS] = "success"
         s.span.set_attributes(attrs)
-        self._close_children(s, "sample ended before this span")
-        s.span.set_attribute(c.SAMPLE_SPAN_COUNT, s.children)
-        s.span.end()
+        end_sample(s, "sample ended before this span", error, error_type)
 
     def _abandon_sample(self, uuid: str, reason: str) -> None:
         s = self.samples.pop(uuid, None)
-        if s is None:
-            return
-        s.span.set_attributes({c.SAMPLE_STATUS: "cancelled", c.ERROR_TYPE: "cancelled"})
-        s.span.set_status(Status(StatusCode.ERROR, reason))
-        self._close_children(s, reason)
-        s.span.set_attribute(c.SAMPLE_SPAN_COUNT, s.children)
-        s.span.end()
-
-    def _close_children(self, s: _SampleTrace, reason: str) -> None:
-        now = _now()
-        for slots in s.tool_slots.values():
-            for slot in slots:
-                if slot.end_ns is not None:
-                    slot.span.end(end_time=slot.end_ns)
-        s.tool_slots.clear()
-        for span in reversed(list(s.open.values())):
-            span.set_attribute(c.SPAN_UNFINISHED, True)
-            span.set_status(Status(StatusCode.ERROR, reason))
-            span.end(end_time=now)
-        s.open.clear()
+        if s is not None:
+            abandon_sample(s, reason)
 
     # ----------------------------------------------------------------- events
     def sample_event(self, sample_uuid: str, event: Event) -> None:
@@ -342,7 +224,7 @@ class Recorder:
         if s is not None:
             self._dispatch(s, event)
 
-    def _dispatch(self, s: _SampleTrace, event: Event) -> None:
+    def _dispatch(self, s: SampleTrace, event: Event) -> None:
         # most events (state, store, step, info, logger...) make no span: leave at once
         kind = type(event)
         handler = _HANDLERS[kind] if kind in _HANDLERS else _resolve(kind)
@@ -355,16 +237,7 @@ class Recorder:
             s.seen.add(uid)
         handler(self, s, event)
 
-    def _parent(self, s: _SampleTrace, span_id: str | None) -> LiteSpan:
-        """The parent for a new span of this sample (every caller starts exactly one span)."""
-        s.children += 1
-        if span_id is not None:
-            found = s.spans.get(span_id)
-            if found is not None:
-                return found[0]
-        return s.span
-
-    def _span_begin(self, s: _SampleTrace, e: SpanBeginEvent) -> None:
+    def _span_begin(self, s: SampleTrace, e: SpanBeginEvent) -> None:
         kind = e.type
         attrs: Attrs = {
             **s.base,
@@ -396,13 +269,13 @@ class Recorder:
         else:
             name = f"{c.SPAN_INSPECT_PREFIX}{kind}" if kind else c.SPAN_GENERIC
             attrs[c.WANDB_DISPLAY_NAME] = f"{kind}: {e.name}" if kind and kind != e.name else e.name
-        span = self.spans.start(name, self._parent(s, e.parent_id), attrs, a.ns(e.timestamp))
+        span = self.spans.start(name, s.parent(e.parent_id), attrs, a.ns(e.timestamp))
         s.spans[e.id] = (span, kind, e.name)
         s.open[e.id] = span
         if kind == "tool":
-            s.tool_slots.setdefault((e.parent_id, e.name), []).append(_ToolSlot(span))
+            s.tool_slots.setdefault((e.parent_id, e.name), []).append(ToolSlot(span))
 
-    def _span_end(self, s: _SampleTrace, e: SpanEndEvent) -> None:
+    def _span_end(self, s: SampleTrace, e: SpanEndEvent) -> None:
         span = s.open.pop(e.id, None)
         if span is None:
             return
@@ -413,14 +286,14 @@ class Recorder:
                 for slot in slots:
                     if slot.span is span:
                         if slot.filled:
-                            span.end(end_time=end)
+                            end_tool_slot(slot, end)
                             slots.remove(slot)
                         else:
                             slot.end_ns = end  # its ToolEvent arrives next
                         return
         span.end(end_time=end)
 
-    def _model(self, s: _SampleTrace, e: ModelEvent) -> None:
+    def _model(self, s: SampleTrace, e: ModelEvent) -> None:
         provider, model = a.split_model(e.model)
         attrs: Attrs = {
             **s.base,
@@ -465,17 +338,16 @@ class Recorder:
         elif e.working_time is not None:
             end = start + int(e.working_time * 1e9)
         else:
-            end = _now()
-        span = self.spans.start(
-            f"{c.OP_CHAT} {model}", self._parent(s, e.span_id), attrs, start, SpanKind.CLIENT
-        )
+            end = now()
+        span = self.spans.start(f"{c.OP_CHAT} {model}", s.parent(e.span_id), attrs, start, SpanKind.CLIENT)
         if e.error:
             message = self.redactor.text(e.error)
-            span.set_attributes({c.ERROR_TYPE: a.error_type(e.error, "ModelError"), c.MODEL_ERROR: message})
-            span.set_status(Status(StatusCode.ERROR, message))
-        span.end(end_time=max(end, start))
+            error_type = a.error_type(e.error, "ModelError")
+            end_with_error(span, message, error_type, {c.MODEL_ERROR: message}, max(end, start))
+        else:
+            span.end(end_time=max(end, start))
 
-    def _tool(self, s: _SampleTrace, e: ToolEvent) -> None:
+    def _tool(self, s: SampleTrace, e: ToolEvent) -> None:
         attrs: Attrs = {c.GEN_AI_TOOL_CALL_ID: e.id}
         if e.agent:
             attrs[c.TOOL_AGENT] = e.agent
@@ -491,11 +363,10 @@ class Recorder:
         slot = next((x for x in slots if not x.filled), None)
         if slot is not None:
             slot.span.set_attributes(attrs)
-            if error is not None:
-                slot.span.set_status(Status(StatusCode.ERROR, error))
+            slot.error = error
             slot.filled = True
             if slot.end_ns is not None:
-                slot.span.end(end_time=slot.end_ns)
+                end_tool_slot(slot, slot.end_ns)
                 slots.remove(slot)
             return
         # no Inspect tool span (e.g. the call failed before running): span the event itself
@@ -510,12 +381,14 @@ class Recorder:
             }
         )
         start = a.ns(e.timestamp)
-        span = self.spans.start(f"{c.OP_EXECUTE_TOOL} {e.function}", self._parent(s, e.span_id), attrs, start)
+        span = self.spans.start(f"{c.OP_EXECUTE_TOOL} {e.function}", s.parent(e.span_id), attrs, start)
+        end = a.ns(e.completed) if e.completed else max(start, now())
         if error is not None:
-            span.set_status(Status(StatusCode.ERROR, error))
-        span.end(end_time=a.ns(e.completed) if e.completed else max(start, _now()))
+            end_with_error(span, error, end_time=end)
+        else:
+            span.end(end_time=end)
 
-    def _sandbox(self, s: _SampleTrace, e: SandboxEvent) -> None:
+    def _sandbox(self, s: SampleTrace, e: SandboxEvent) -> None:
         attrs: Attrs = {
             **s.base,
             c.SANDBOX_ACTION: e.action,
@@ -530,12 +403,14 @@ class Recorder:
         self._content(attrs, c.SANDBOX_CMD, e.cmd, truncated)
         mark_truncated(attrs, truncated)
         start = a.ns(e.timestamp)
-        span = self.spans.start(c.SPAN_SANDBOX, self._parent(s, e.span_id), attrs, start)
+        span = self.spans.start(c.SPAN_SANDBOX, s.parent(e.span_id), attrs, start)
+        end = a.ns(e.completed) if e.completed else start
         if e.result not in (None, 0):
-            span.set_status(Status(StatusCode.ERROR, f"exit status {e.result}"))
-        span.end(end_time=a.ns(e.completed) if e.completed else start)
+            end_with_error(span, f"exit status {e.result}", end_time=end)
+        else:
+            span.end(end_time=end)
 
-    def _score(self, s: _SampleTrace, e: ScoreEvent) -> None:
+    def _score(self, s: SampleTrace, e: ScoreEvent) -> None:
         found = s.spans.get(e.span_id or "")
         if found is None:
             return
@@ -555,8 +430,7 @@ class Recorder:
         for eval_id in list(self.tasks):
             self._end_task(eval_id, None, None)
         for span in [*self.runs.values(), *self.eval_sets.values()]:
-            span.set_status(Status(StatusCode.ERROR, reason))
-            span.end()
+            end_with_error(span, reason)
         self.runs.clear()
         self.eval_sets.clear()
 
@@ -565,7 +439,7 @@ class Recorder:
         return not (self.runs or self.eval_sets or self.tasks or self.samples)
 
 
-_Handler = Callable[[Recorder, _SampleTrace, Any], None]
+_Handler = Callable[[Recorder, SampleTrace, Any], None]
 _SPAN_EVENTS: dict[type, _Handler] = {
     SpanBeginEvent: Recorder._span_begin,
     SpanEndEvent: Recorder._span_end,
@@ -583,21 +457,3 @@ def _resolve(kind: type) -> _Handler | None:
     if len(_HANDLERS) < 256:
         _HANDLERS[kind] = handler
     return handler
-
-
-def _is_cancellation(exc: BaseException) -> bool:
-    import asyncio
-
-    return isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)) or type(exc).__name__ in {
-        "Cancelled",
-        "CancelledError",
-        "KeyboardInterrupt",
-    }
-
-
-def _parse_time(value: Any) -> Any:
-    if isinstance(value, str):
-        from datetime import datetime
-
-        return datetime.fromisoformat(value)
-    return value
