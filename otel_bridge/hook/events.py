@@ -48,8 +48,10 @@ class EventSpans:
         self.spans = spans
         self.settings = settings
         self.redactor = redactor
-        self.capture = capture
-        self._content = capture.content  # bound once: called for every content attribute
+        # bound once: called for every content attribute, every model call
+        self._content = capture.content
+        self._input_messages = capture.input_messages
+        self._tool_definitions = capture.tool_definitions
 
     def dispatch(self, s: SampleTrace, event: Event) -> None:
         # most events (state, store, step, info, logger...) make no span: leave at once
@@ -152,9 +154,9 @@ class EventSpans:
             attrs.update(a.usage_attrs(output.usage))
         truncated: list[str] = []
         if self.settings.capture_content:
-            self.capture.input_messages(s.encoded, e.input, attrs, truncated)
+            self._input_messages(s.encoded, e.input, attrs, truncated)
             if e.tools:
-                self.capture.tool_definitions(attrs, e.tools, truncated)
+                self._tool_definitions(attrs, e.tools, truncated)
             if output is not None and output.choices and not e.error:
                 self._content(attrs, c.GEN_AI_OUTPUT_MESSAGES, output_messages(output), truncated)
                 self._content(attrs, c.OUTPUT_VALUE, output.completion, truncated)
