@@ -40,7 +40,7 @@ _KIND = {
 
 
 class EventSpans:
-    """Makes the spans of one sample's events, under that sample's trace."""
+    """Makes the spans of sample events, each under its own sample's trace."""
 
     def __init__(
         self, spans: SpanFactory, settings: Settings, redactor: Redactor, capture: ContentCapture
@@ -185,7 +185,7 @@ class EventSpans:
         self._content(attrs, (c.GEN_AI_TOOL_CALL_RESULT, c.OUTPUT_VALUE), e.result, truncated)
         mark_truncated(attrs, truncated)
         error = None
-        if e.error is not None:
+        if e.error is not None:  # error.type is one of the call's attributes, on either span
             error = self.redactor.text(e.error.message)
             attrs.update({c.ERROR_TYPE: str(e.error.type), c.TOOL_ERROR: error})
         slots = s.tool_slots.get((e.span_id, e.function), [])
