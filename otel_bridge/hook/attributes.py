@@ -7,6 +7,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from inspect_ai.hooks import EvalSetStart, RunStart, SampleAttemptStart, TaskStart
 from inspect_ai.log import EvalLog, EvalSample, EvalSpec
 from inspect_ai.model import GenerateConfig, ModelUsage
 from inspect_ai.scorer import Score
@@ -52,22 +53,20 @@ def ns(ts: Any) -> int:
     return int(seconds * 1_000_000_000)
 
 
-def usage_attrs(usage: ModelUsage | None, prefix: str = "gen_ai") -> Attrs:
+def usage_attrs(usage: ModelUsage | None) -> Attrs:
     if usage is None:
         return {}
-    if prefix == "gen_ai":
-        out: Attrs = {
-            c.GEN_AI_USAGE_INPUT_TOKENS: usage.input_tokens,
-            c.GEN_AI_USAGE_OUTPUT_TOKENS: usage.output_tokens,
-        }
-        if usage.input_tokens_cache_read is not None:
-            out[c.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.input_tokens_cache_read
-        if usage.input_tokens_cache_write is not None:
-            out[c.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS] = usage.input_tokens_cache_write
-        if usage.reasoning_tokens is not None:
-            out[c.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_tokens
-        return out
-    raise ValueError(prefix)
+    out: Attrs = {
+        c.GEN_AI_USAGE_INPUT_TOKENS: usage.input_tokens,
+        c.GEN_AI_USAGE_OUTPUT_TOKENS: usage.output_tokens,
+    }
+    if usage.input_tokens_cache_read is not None:
+        out[c.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.input_tokens_cache_read
+    if usage.input_tokens_cache_write is not None:
+        out[c.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS] = usage.input_tokens_cache_write
+    if usage.reasoning_tokens is not None:
+        out[c.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_tokens
+    return out
 
 
 def total_usage(by_model: Mapping[str, ModelUsage]) -> Attrs:
@@ -189,6 +188,54 @@ def command_line(redactor: Redactor) -> str:
     """The CLI command line (Inspect records none), with secret-looking values removed."""
     text = " ".join(sys.argv)
     return redactor.text(_SECRET_ARG.sub(r"\1[REDACTED]", text))
+
+
+def eval_set_attrs(data: EvalSetStart, versions: Attrs) -> Attrs:
+    return {
+        c.EVAL_SET_ID: data.eval_set_id,
+        c.EVAL_SET_LOG_DIR: data.log_dir,
+        c.WANDB_DISPLAY_NAME: f"eval set {data.eval_set_id}",
+        **versions,
+    }
+
+
+def run_attrs(data: RunStart, redactor: Redactor, versions: Attrs) -> Attrs:
+    attrs: Attrs = {
+        c.RUN_ID: data.run_id,
+        c.RUN_TASK_NAMES: list(data.task_names),
+        c.COMMAND_LINE: command_line(redactor),
+        c.WANDB_DISPLAY_NAME: f"run {', '.join(data.task_names)}",
+        **versions,
+    }
+    if data.eval_set_id:
+        attrs[c.EVAL_SET_ID] = data.eval_set_id
+    return attrs
+
+
+def task_base(data: TaskStart) -> Attrs:
+    """The task's identity, carried by every span under it."""
+    base: Attrs = {
+        c.RUN_ID: data.run_id,
+        c.EVAL_ID: data.eval_id,
+        c.TASK_ID: data.spec.task_id,
+        c.TASK_NAME: data.spec.task,
+        c.MODEL: data.spec.model,
+    }
+    if data.eval_set_id:
+        base[c.EVAL_SET_ID] = data.eval_set_id
+    return base
+
+
+def sample_base(task_base: Attrs, data: SampleAttemptStart) -> Attrs:
+    """The sample attempt's identity (its root span's; child spans drop the conversation id)."""
+    return {
+        **task_base,
+        c.SAMPLE_ID: str(data.summary.id),
+        c.SAMPLE_EPOCH: data.summary.epoch,
+        c.SAMPLE_UUID: data.sample_id,
+        c.SAMPLE_ATTEMPT: data.attempt,
+        c.GEN_AI_CONVERSATION_ID: data.sample_id,
+    }
 
 
 def task_start_attrs(spec: EvalSpec, redactor: Redactor) -> Attrs:

@@ -85,6 +85,22 @@ def _forward(where: str, call: Callable[[Recorder], None]) -> None:
         _guard(where, lambda: call(recorder))
 
 
+def _finish(
+    where: str, record: Callable[[Session], None], after: Callable[[Session], None] | None = None
+) -> None:
+    """The end of an eval set or a run: record it, deliver what is queued, then ``after``."""
+
+    def end() -> None:
+        session = _current()
+        if session is not None:
+            record(session)
+            session.finish_batch()
+            if after is not None:
+                after(session)
+
+    _guard(where, end)
+
+
 @hooks(name="otel_bridge", description="OpenTelemetry spans for Inspect evals (inspect-otel-bridge)")
 class OtelBridgeHooks(Hooks):
     def enabled(self) -> bool:
@@ -97,27 +113,17 @@ class OtelBridgeHooks(Hooks):
         _guard("on_eval_set_start", lambda: _begin().recorder.eval_set_start(data))
 
     async def on_eval_set_end(self, data: EvalSetEnd) -> None:
-        def end() -> None:
-            session = _current()
-            if session is not None:
-                session.recorder.eval_set_end(data)
-                session.finish_batch()
-
-        _guard("on_eval_set_end", end)
+        _finish("on_eval_set_end", lambda session: session.recorder.eval_set_end(data))
 
     async def on_run_start(self, data: RunStart) -> None:
         _guard("on_run_start", lambda: _begin().recorder.run_start(data))
 
     async def on_run_end(self, data: RunEnd) -> None:
-        def end() -> None:
-            session = _current()
-            if session is not None:
-                session.recorder.run_end(data)
-                session.finish_batch()
-                if session.pipeline.file is not None:
-                    session.pipeline.file.close_run(data.run_id)
+        def close_file(session: Session) -> None:
+            if session.pipeline.file is not None:
+                session.pipeline.file.close_run(data.run_id)
 
-        _guard("on_run_end", end)
+        _finish("on_run_end", lambda session: session.recorder.run_end(data), close_file)
 
     async def on_task_start(self, data: TaskStart) -> None:
         _forward("on_task_start", lambda r: r.task_start(data))

@@ -1,26 +1,17 @@
-"""Inspect hook data → OpenTelemetry spans.
+"""Inspect hook data → OpenTelemetry spans: the recorder the hooks call.
 
 One instance per pipeline, shared by every run, task and sample in the process, so all state
 is keyed by Inspect's ids and dropped as soon as the span it belongs to has ended. Spans are
 started and ended with the timestamps Inspect recorded, not the time a hook happened to run.
+
+The recorder keeps what is open and hands the work on: ``traces`` starts and ends spans (and
+holds each task's and sample's trace), ``events`` turns sample events into spans, ``capture``
+encodes content attributes, ``attributes`` builds the other attribute dictionaries.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
-
-from inspect_ai.event import (
-    Event,
-    ModelEvent,
-    SandboxEvent,
-    ScoreEvent,
-    SpanBeginEvent,
-    SpanEndEvent,
-    ToolEvent,
-)
+from inspect_ai.event import Event
 from inspect_ai.hooks import (
     EvalSetEnd,
     EvalSetStart,
@@ -34,71 +25,29 @@ from inspect_ai.hooks import (
     TaskStart,
 )
 from inspect_ai.log import EvalLog
-from inspect_ai.model import ChatMessage
-from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from otel_bridge import conventions as c
 from otel_bridge.config import Settings
 from otel_bridge.hook import attributes as a
-from otel_bridge.hook.content import bounded_json, dumps, to_jsonable
-from otel_bridge.hook.messages import (
-    fingerprint,
-    finish_reasons,
-    message_json,
-    output_messages,
-    system_parts,
-    tool_definitions,
+from otel_bridge.hook.capture import ContentCapture, mark_truncated
+from otel_bridge.hook.events import EventSpans
+from otel_bridge.hook.traces import (
+    SampleTrace,
+    TaskTrace,
+    abandon_sample,
+    end_retried_task,
+    end_run,
+    end_sample,
+    end_task,
+    end_with_error,
+    now,
+    start_sample,
+    start_task,
 )
 from otel_bridge.redact import Redactor
 from otel_bridge.spanfactory import LiteSpan, SpanFactory
 
 Attrs = a.Attrs
-
-_KIND = {
-    "agent": "AGENT",
-    "tool": "TOOL",
-    "scorers": "EVALUATOR",
-    "scorer": "EVALUATOR",
-}
-
-
-def _now() -> int:
-    return time.time_ns()
-
-
-@dataclass
-class _ToolSlot:
-    """An Inspect ``tool`` span waiting for its ToolEvent (which Inspect delivers after it ends)."""
-
-    span: LiteSpan
-    end_ns: int | None = None
-    filled: bool = False
-
-
-@dataclass
-class _TaskTrace:
-    span: LiteSpan
-    base: Attrs
-    run_id: str
-    task_name: str
-    model: str
-    errored: int = 0
-    traced: int = 0  # sample traces ended by sample_end (the rows a consumer should expect)
-
-
-@dataclass
-class _SampleTrace:
-    span: LiteSpan
-    base: Attrs
-    task: _TaskTrace
-    run_id: str
-    seen: set[str] = field(default_factory=set)
-    spans: dict[str, tuple[LiteSpan, str | None, str]] = field(default_factory=dict)
-    open: dict[str, LiteSpan] = field(default_factory=dict)
-    tool_slots: dict[tuple[str | None, str], list[_ToolSlot]] = field(default_factory=dict)
-    children: int = 0  # spans started under the root (inspect.sample.span_count)
-    # id(message) -> (fingerprint, its redacted JSON, bytes): each message encoded once per sample
-    encoded: dict[int, tuple[tuple[Any, ...], str, int]] = field(default_factory=dict)
 
 
 class Recorder:
@@ -111,106 +60,18 @@ class Recorder:
         self.versions = versions
         self.eval_sets: dict[str, LiteSpan] = {}
         self.runs: dict[str, LiteSpan] = {}
-        self.tasks: dict[str, _TaskTrace] = {}
-        self.samples: dict[str, _SampleTrace] = {}
+        self.tasks: dict[str, TaskTrace] = {}
+        self.samples: dict[str, SampleTrace] = {}
         self._init_ns: dict[str, int] = {}
         self._outcomes: dict[str, set[str]] = {}  # run_id -> task statuses seen
-        self._tools_json: dict[tuple[tuple[str, str], ...], tuple[str, bool]] = {}
-
-    # ----------------------------------------------------------------- content helpers
-    def _content(self, attrs: Attrs, keys: str | tuple[str, ...], value: Any, truncated: list[str]) -> None:
-        """Set content attribute(s) to one bounded, redacted JSON encoding of ``value``.
-
-        Encoded once even when mirrored under several keys (gen_ai.* and input/output.value):
-        this runs for every model call, on the eval's event loop.
-        """
-        if not self.settings.content.capture or value is None:
-            return
-        text, cut = bounded_json(to_jsonable(value), self.settings.content.max_bytes)
-        text = self.redactor.text(text)
-        for key in (keys,) if isinstance(keys, str) else keys:
-            attrs[key] = text
-            if cut:
-                truncated.append(key)
-
-    def _input_messages(
-        self, s: _SampleTrace, messages: list[ChatMessage], attrs: Attrs, truncated: list[str]
-    ) -> None:
-        """gen_ai.input.messages (mirrored in input.value) and gen_ai.system_instructions.
-
-        Each model call carries the whole conversation so far. Every message is encoded once
-        per sample and reused by later calls while it is unchanged, so an agent loop costs
-        O(turns), not O(turns²); over the byte budget the whole list is truncated as one value.
-        """
-        budget = self.settings.content.max_bytes
-        system: list[str] = []
-        fragments: list[str] = []
-        size = 1
-        for message in messages:
-            refs = fingerprint(message)
-            cached = s.encoded.get(id(message))
-            if cached is not None and _same(cached[0], refs):
-                text, nbytes = cached[1], cached[2]
-            else:
-                # a system message is kept as its parts (gen_ai.system_instructions), inner JSON only
-                value = system_parts(message) if message.role == "system" else message_json(message)
-                text = self.redactor.text(dumps(value))
-                if message.role == "system":
-                    text = text[1:-1]
-                nbytes = len(text.encode("utf-8"))
-                if nbytes <= budget:
-                    s.encoded[id(message)] = (refs, text, nbytes)
-            if message.role == "system":
-                if text:
-                    system.append(text)
-                continue
-            fragments.append(text)
-            size += nbytes + 1
-        if system:
-            joined_system = "[" + ",".join(system) + "]"
-            if len(joined_system) * 4 <= budget or len(joined_system.encode("utf-8")) <= budget:
-                attrs[c.GEN_AI_SYSTEM_INSTRUCTIONS] = joined_system
-            else:
-                parts = [p for m in messages if m.role == "system" for p in system_parts(m)]
-                self._content(attrs, c.GEN_AI_SYSTEM_INSTRUCTIONS, parts, truncated)
-        if size <= budget:
-            joined = "[" + ",".join(fragments) + "]"
-            attrs[c.GEN_AI_INPUT_MESSAGES] = attrs[c.INPUT_VALUE] = joined
-        else:
-            rest = [message_json(m) for m in messages if m.role != "system"]
-            self._content(attrs, (c.GEN_AI_INPUT_MESSAGES, c.INPUT_VALUE), rest, truncated)
-
-    def _tool_definitions(self, attrs: Attrs, e: ModelEvent, truncated: list[str]) -> None:
-        """The same tools are offered on every turn of an agent loop: encode them once."""
-        key = tuple((t.name, t.description) for t in e.tools)
-        cached = self._tools_json.get(key)
-        if cached is None:
-            encoded: Attrs = {}
-            cut: list[str] = []
-            self._content(encoded, c.GEN_AI_TOOL_DEFINITIONS, tool_definitions(e.tools), cut)
-            if len(self._tools_json) > 256:
-                self._tools_json.clear()
-            if c.GEN_AI_TOOL_DEFINITIONS not in encoded:
-                return
-            cached = self._tools_json[key] = (str(encoded[c.GEN_AI_TOOL_DEFINITIONS]), bool(cut))
-        attrs[c.GEN_AI_TOOL_DEFINITIONS] = cached[0]
-        if cached[1]:
-            truncated.append(c.GEN_AI_TOOL_DEFINITIONS)
-
-    @staticmethod
-    def _mark_truncated(attrs: Attrs, truncated: list[str]) -> None:
-        if truncated:
-            attrs[c.TRUNCATED] = sorted(set(truncated))
+        self.capture = ContentCapture(settings, redactor)
+        self.events = EventSpans(spans, settings, redactor, self.capture)
+        self._dispatch = self.events.dispatch  # bound once: an event is one call from the hook
 
     # ----------------------------------------------------------------- eval set / run
     def eval_set_start(self, data: EvalSetStart) -> None:
-        attrs: Attrs = {
-            c.EVAL_SET_ID: data.eval_set_id,
-            c.EVAL_SET_LOG_DIR: data.log_dir,
-            c.WANDB_DISPLAY_NAME: f"eval set {data.eval_set_id}",
-            **self.versions,
-        }
-        self.eval_sets[data.eval_set_id] = self.spans.start(c.SPAN_EVAL_SET, None, attrs, _now())
+        attrs = a.eval_set_attrs(data, self.versions)
+        self.eval_sets[data.eval_set_id] = self.spans.start(c.SPAN_EVAL_SET, None, attrs, now())
 
     def eval_set_end(self, data: EvalSetEnd) -> None:
         span = self.eval_sets.pop(data.eval_set_id, None)
@@ -219,16 +80,8 @@ class Recorder:
 
     def run_start(self, data: RunStart) -> None:
         parent = self.eval_sets.get(data.eval_set_id or "")
-        attrs: Attrs = {
-            c.RUN_ID: data.run_id,
-            c.RUN_TASK_NAMES: list(data.task_names),
-            c.COMMAND_LINE: a.command_line(self.redactor),
-            c.WANDB_DISPLAY_NAME: f"run {', '.join(data.task_names)}",
-            **self.versions,
-        }
-        if data.eval_set_id:
-            attrs[c.EVAL_SET_ID] = data.eval_set_id
-        self.runs[data.run_id] = self.spans.start(c.SPAN_RUN, parent, attrs, _now())
+        attrs = a.run_attrs(data, self.redactor, self.versions)
+        self.runs[data.run_id] = self.spans.start(c.SPAN_RUN, parent, attrs, now())
 
     def run_end(self, data: RunEnd) -> None:
         logs = {log.eval.eval_id: log for log in data.logs or []}
@@ -241,35 +94,17 @@ class Recorder:
         span = self.runs.pop(data.run_id, None)
         if span is None:
             return
-        if data.exception is not None:
-            status = "cancelled" if _is_cancellation(data.exception) else "error"
-            span.set_attribute(c.RUN_STATUS, status)
-            span.set_attribute(c.ERROR_TYPE, type(data.exception).__name__)
-            span.set_status(Status(StatusCode.ERROR, self.redactor.text(str(data.exception) or status)))
-        else:
+        outcomes: set[str] = set()  # a run that raised fails by its exception, whatever its tasks did
+        if data.exception is None:
             outcomes = self._outcomes.pop(data.run_id, set()) | {str(log.status) for log in data.logs or []}
-            status = (
-                "cancelled" if "cancelled" in outcomes else "error" if outcomes - {"success"} else "success"
-            )
-            span.set_attribute(c.RUN_STATUS, status)
-            if status != "success":
-                span.set_status(Status(StatusCode.ERROR, f"a task of this run ended with status {status}"))
-        span.end()
+        end_run(span, data.exception, outcomes, self.redactor)
         if not self.samples:
             self._init_ns.clear()
 
     # ----------------------------------------------------------------- task
     def task_start(self, data: TaskStart) -> None:
         spec = data.spec
-        base: Attrs = {
-            c.RUN_ID: data.run_id,
-            c.EVAL_ID: data.eval_id,
-            c.TASK_ID: spec.task_id,
-            c.TASK_NAME: spec.task,
-            c.MODEL: spec.model,
-        }
-        if data.eval_set_id:
-            base[c.EVAL_SET_ID] = data.eval_set_id
+        base = a.task_base(data)
         attrs: Attrs = {
             **base,
             **a.task_start_attrs(spec, self.redactor),
@@ -278,103 +113,39 @@ class Recorder:
         }
         for eval_id, open_task in list(self.tasks.items()):
             if open_task.run_id == data.run_id and open_task.base[c.TASK_ID] == spec.task_id:
-                self._end_retried_task(eval_id)  # an eval-set retry supersedes the failed attempt
-        now = _now()
-        span = self.spans.start(c.SPAN_TASK, self.runs.get(data.run_id), attrs, now)
-        self.tasks[data.eval_id] = _TaskTrace(span, base, data.run_id, spec.task, spec.model)
-        # Announce the task at once: consumers that only see ended spans (an OTLP receiver, a
-        # collector) learn here that it is running, long before the task span itself ends.
-        marker = self.spans.start(c.SPAN_TASK_STARTED, span, dict(attrs), now)
-        marker.end(end_time=now)
-
-    def _end_retried_task(self, eval_id: str) -> None:
-        task = self.tasks.pop(eval_id)
-        reason = "this attempt failed and the task is being retried"
-        task.span.set_attributes(
-            {
-                c.SAMPLES_TRACED: task.traced,
-                c.TASK_STATUS: "retried",
-                c.SAMPLES_ERRORED: task.errored,
-                c.TASK_ERROR: reason,
-                c.ERROR_TYPE: "task_retried",
-            }
-        )
-        task.span.set_status(Status(StatusCode.ERROR, reason))
-        task.span.end()
+                end_retried_task(self.tasks.pop(eval_id))  # an eval-set retry supersedes the failed attempt
+        self.tasks[data.eval_id] = start_task(self.spans, self.runs.get(data.run_id), attrs, base, data)
 
     def task_end(self, data: TaskEnd) -> None:
         self._end_task(data.eval_id, data.log, None)
 
     def _end_task(self, eval_id: str, log: EvalLog | None, exception: BaseException | None) -> None:
         task = self.tasks.pop(eval_id, None)
-        if task is None:
-            return
-        span = task.span
-        span.set_attribute(c.SAMPLES_TRACED, task.traced)
-        outcomes = self._outcomes.setdefault(task.run_id, set())
-        if log is not None:
-            span.set_attributes(a.task_end_attrs(log, task.errored))
-            outcomes.add(str(log.status))
-            if log.status != "success":
-                message = log.error.message if log.error else f"task {log.status}"
-                span.set_attribute(c.ERROR_TYPE, a.error_type(message, f"task_{log.status}"))
-                span.set_status(Status(StatusCode.ERROR, self.redactor.text(message)))
-        else:
-            status = "cancelled" if exception is None or _is_cancellation(exception) else "error"
-            outcomes.add(status)
-            reason = str(exception) if exception is not None else "task did not finish (cancelled or retried)"
-            span.set_attributes(
-                {
-                    c.TASK_STATUS: status,
-                    c.SAMPLES_ERRORED: task.errored,
-                    c.TASK_ERROR: self.redactor.text(reason),
-                    c.ERROR_TYPE: f"task_{status}",
-                }
-            )
-            span.set_status(Status(StatusCode.ERROR, self.redactor.text(reason)))
-        span.end()
+        if task is not None:
+            end_task(task, log, exception, self._outcomes.setdefault(task.run_id, set()), self.redactor)
 
     # ----------------------------------------------------------------- sample
     def sample_init(self, data: SampleInit) -> None:
-        self._init_ns[data.sample_id] = _now()
+        self._init_ns[data.sample_id] = now()
 
     def sample_attempt_start(self, data: SampleAttemptStart) -> None:
         task = self.tasks.get(data.eval_id)
         if task is None:
             return
         summary = data.summary
-        base: Attrs = {
-            **task.base,
-            c.SAMPLE_ID: str(summary.id),
-            c.SAMPLE_EPOCH: summary.epoch,
-            c.SAMPLE_UUID: data.sample_id,
-            c.SAMPLE_ATTEMPT: data.attempt,
-            c.GEN_AI_CONVERSATION_ID: data.sample_id,
-        }
+        base = a.sample_base(task.base, data)
         attrs: Attrs = {
             **base,
             c.OPENINFERENCE_SPAN_KIND: "CHAIN",
             c.WANDB_DISPLAY_NAME: f"{task.task_name} sample {summary.id} epoch {summary.epoch}",
         }
         truncated: list[str] = []
-        self._content(attrs, (c.SAMPLE_INPUT, c.INPUT_VALUE), summary.input, truncated)
-        self._content(attrs, c.SAMPLE_TARGET, summary.target, truncated)
-        self._content(attrs, c.SAMPLE_METADATA, summary.metadata or None, truncated)
-        self._mark_truncated(attrs, truncated)
-        # the sample began when Inspect says it did (its init span opens before the hooks run)
-        candidates = [_now()]
+        self.capture.content(attrs, (c.SAMPLE_INPUT, c.INPUT_VALUE), summary.input, truncated)
+        self.capture.content(attrs, c.SAMPLE_TARGET, summary.target, truncated)
+        self.capture.content(attrs, c.SAMPLE_METADATA, summary.metadata or None, truncated)
+        mark_truncated(attrs, truncated)
         init_ns = self._init_ns.pop(data.sample_id, None)
-        if data.attempt == 1 and init_ns is not None:
-            candidates.append(init_ns)
-        if summary.started_at:
-            candidates.append(a.ns(_parse_time(summary.started_at)))
-        start = min(candidates)
-        span = self.spans.start(
-            c.SPAN_SAMPLE, None, attrs, start, links=[Link(task.span.get_span_context())], sampled=True
-        )
-        # child spans carry the ids but not the sample-root-only attributes
-        child_base = {k: v for k, v in base.items() if k != c.GEN_AI_CONVERSATION_ID}
-        self.samples[data.sample_id] = _SampleTrace(span, child_base, task, task.run_id)
+        self.samples[data.sample_id] = start_sample(self.spans, task, attrs, base, data, init_ns)
 
     def sample_attempt_end(self, data: SampleAttemptEnd) -> None:
         if not data.will_retry:
@@ -383,18 +154,9 @@ class Recorder:
         if s is None:
             return
         message = data.error.message if data.error else "attempt failed"
-        s.span.set_attributes(
-            {
-                c.SAMPLE_WILL_RETRY: True,
-                c.SAMPLE_STATUS: "retried",
-                c.SAMPLE_ERROR: self.redactor.text(message),
-                c.ERROR_TYPE: a.error_type(message, "SampleError"),
-            }
-        )
-        s.span.set_status(Status(StatusCode.ERROR, self.redactor.text(message)))
-        self._close_children(s, "attempt failed")
-        s.span.set_attribute(c.SAMPLE_SPAN_COUNT, s.children)
-        s.span.end()
+        error = self.redactor.text(message)
+        s.span.set_attributes({c.SAMPLE_WILL_RETRY: True, c.SAMPLE_STATUS: "retried", c.SAMPLE_ERROR: error})
+        end_sample(s, "attempt failed", error, a.error_type(message, "SampleError"))
 
     def sample_end(self, data: SampleEnd) -> None:
         s = self.samples.pop(data.sample_id, None)
@@ -409,264 +171,38 @@ class Recorder:
         attrs = a.sample_end_attrs(sample, self.settings.content.capture, self.redactor)
         truncated: list[str] = list(s.span.attrs.get(c.TRUNCATED, ()))
         # the summary seen at start may be thinned by Inspect: record the full input now
-        self._content(attrs, (c.SAMPLE_INPUT, c.INPUT_VALUE), sample.input, truncated)
+        self.capture.content(attrs, (c.SAMPLE_INPUT, c.INPUT_VALUE), sample.input, truncated)
         completion = sample.output.completion if sample.output else None
-        self._content(attrs, (c.SAMPLE_OUTPUT, c.OUTPUT_VALUE), completion, truncated)
-        self._mark_truncated(attrs, truncated)
+        self.capture.content(attrs, (c.SAMPLE_OUTPUT, c.OUTPUT_VALUE), completion, truncated)
+        mark_truncated(attrs, truncated)
         for name, score in (sample.scores or {}).items():
             for result in a.evaluation_events(name, score, self.settings.content.capture, self.redactor):
                 s.span.add_event(c.EVENT_EVALUATION_RESULT, result)
+        error = error_type = None
         if sample.error is not None:
             attrs[c.SAMPLE_STATUS] = "error"
-            attrs[c.ERROR_TYPE] = a.error_type(sample.error.message, "SampleError")
-            s.span.set_status(Status(StatusCode.ERROR, self.redactor.text(sample.error.message)))
+            error = self.redactor.text(sample.error.message)
+            error_type = a.error_type(sample.error.message, "SampleError")
             s.task.errored += 1
         elif sample.limit is not None:
             attrs[c.SAMPLE_STATUS] = "limit"
-            attrs[c.ERROR_TYPE] = f"{sample.limit.type}_limit"
-            s.span.set_status(
-                Status(StatusCode.ERROR, f"{sample.limit.type} limit reached ({sample.limit.limit:g})")
-            )
+            error = f"{sample.limit.type} limit reached ({sample.limit.limit:g})"
+            error_type = f"{sample.limit.type}_limit"
         else:
             attrs[c.SAMPLE_STATUS] = "success"
         s.span.set_attributes(attrs)
-        self._close_children(s, "sample ended before this span")
-        s.span.set_attribute(c.SAMPLE_SPAN_COUNT, s.children)
-        s.span.end()
+        end_sample(s, "sample ended before this span", error, error_type)
 
     def _abandon_sample(self, uuid: str, reason: str) -> None:
         s = self.samples.pop(uuid, None)
-        if s is None:
-            return
-        s.span.set_attributes({c.SAMPLE_STATUS: "cancelled", c.ERROR_TYPE: "cancelled"})
-        s.span.set_status(Status(StatusCode.ERROR, reason))
-        self._close_children(s, reason)
-        s.span.set_attribute(c.SAMPLE_SPAN_COUNT, s.children)
-        s.span.end()
-
-    def _close_children(self, s: _SampleTrace, reason: str) -> None:
-        now = _now()
-        for slots in s.tool_slots.values():
-            for slot in slots:
-                if slot.end_ns is not None:
-                    slot.span.end(end_time=slot.end_ns)
-        s.tool_slots.clear()
-        for span in reversed(list(s.open.values())):
-            span.set_attribute(c.SPAN_UNFINISHED, True)
-            span.set_status(Status(StatusCode.ERROR, reason))
-            span.end(end_time=now)
-        s.open.clear()
+        if s is not None:
+            abandon_sample(s, reason)
 
     # ----------------------------------------------------------------- events
     def sample_event(self, sample_uuid: str, event: Event) -> None:
         s = self.samples.get(sample_uuid)
         if s is not None:
             self._dispatch(s, event)
-
-    def _dispatch(self, s: _SampleTrace, event: Event) -> None:
-        # most events (state, store, step, info, logger...) make no span: leave at once
-        kind = type(event)
-        handler = _HANDLERS[kind] if kind in _HANDLERS else _resolve(kind)
-        if handler is None or event.pending:
-            return
-        uid = event.uuid
-        if uid is not None:
-            if uid in s.seen:
-                return  # Inspect delivers every completed model event twice
-            s.seen.add(uid)
-        handler(self, s, event)
-
-    def _parent(self, s: _SampleTrace, span_id: str | None) -> LiteSpan:
-        """The parent for a new span of this sample (every caller starts exactly one span)."""
-        s.children += 1
-        if span_id is not None:
-            found = s.spans.get(span_id)
-            if found is not None:
-                return found[0]
-        return s.span
-
-    def _span_begin(self, s: _SampleTrace, e: SpanBeginEvent) -> None:
-        kind = e.type
-        attrs: Attrs = {
-            **s.base,
-            c.SPAN_ID: e.id,
-            c.SPAN_NAME: e.name,
-            c.OPENINFERENCE_SPAN_KIND: _KIND.get(kind or "", "CHAIN"),
-        }
-        if kind:
-            attrs[c.SPAN_TYPE] = kind
-        if kind == "tool":
-            name = f"{c.OP_EXECUTE_TOOL} {e.name}"
-            attrs.update(
-                {
-                    c.GEN_AI_OPERATION_NAME: c.OP_EXECUTE_TOOL,
-                    c.GEN_AI_TOOL_NAME: e.name,
-                    c.GEN_AI_TOOL_TYPE: "function",
-                    c.WANDB_DISPLAY_NAME: f"tool: {e.name}",
-                }
-            )
-        elif kind == "agent":
-            name = f"{c.OP_INVOKE_AGENT} {e.name}"
-            attrs.update(
-                {
-                    c.GEN_AI_OPERATION_NAME: c.OP_INVOKE_AGENT,
-                    c.GEN_AI_AGENT_NAME: e.name,
-                    c.WANDB_DISPLAY_NAME: f"agent: {e.name}",
-                }
-            )
-        else:
-            name = f"{c.SPAN_INSPECT_PREFIX}{kind}" if kind else c.SPAN_GENERIC
-            attrs[c.WANDB_DISPLAY_NAME] = f"{kind}: {e.name}" if kind and kind != e.name else e.name
-        span = self.spans.start(name, self._parent(s, e.parent_id), attrs, a.ns(e.timestamp))
-        s.spans[e.id] = (span, kind, e.name)
-        s.open[e.id] = span
-        if kind == "tool":
-            s.tool_slots.setdefault((e.parent_id, e.name), []).append(_ToolSlot(span))
-
-    def _span_end(self, s: _SampleTrace, e: SpanEndEvent) -> None:
-        span = s.open.pop(e.id, None)
-        if span is None:
-            return
-        end = a.ns(e.timestamp)
-        kind = s.spans[e.id][1]
-        if kind == "tool":
-            for slots in s.tool_slots.values():
-                for slot in slots:
-                    if slot.span is span:
-                        if slot.filled:
-                            span.end(end_time=end)
-                            slots.remove(slot)
-                        else:
-                            slot.end_ns = end  # its ToolEvent arrives next
-                        return
-        span.end(end_time=end)
-
-    def _model(self, s: _SampleTrace, e: ModelEvent) -> None:
-        provider, model = a.split_model(e.model)
-        attrs: Attrs = {
-            **s.base,
-            c.GEN_AI_OPERATION_NAME: c.OP_CHAT,
-            c.GEN_AI_PROVIDER_NAME: provider,
-            c.GEN_AI_REQUEST_MODEL: model,
-            c.GEN_AI_CONVERSATION_ID: s.base[c.SAMPLE_UUID],
-            c.OPENINFERENCE_SPAN_KIND: "LLM",
-            c.WANDB_DISPLAY_NAME: f"chat {model}",
-            c.WANDB_IS_TURN: False,
-            **a.request_attrs(e.config),
-        }
-        if e.role:
-            attrs[c.MODEL_ROLE] = e.role
-        if e.cache:
-            attrs[c.MODEL_CACHE] = e.cache
-        if e.retries is not None:
-            attrs[c.MODEL_RETRIES] = e.retries
-        if e.working_time is not None:
-            attrs[c.MODEL_WORKING_TIME] = e.working_time
-        output = e.output
-        if output is not None and not e.error:
-            if output.model:
-                attrs[c.GEN_AI_RESPONSE_MODEL] = output.model
-            if output.response_id:
-                attrs[c.GEN_AI_RESPONSE_ID] = output.response_id
-            if output.choices:
-                attrs[c.GEN_AI_RESPONSE_FINISH_REASONS] = finish_reasons(output)
-            attrs.update(a.usage_attrs(output.usage))
-        truncated: list[str] = []
-        if self.settings.content.capture:
-            self._input_messages(s, e.input, attrs, truncated)
-            if e.tools:
-                self._tool_definitions(attrs, e, truncated)
-            if output is not None and output.choices and not e.error:
-                self._content(attrs, c.GEN_AI_OUTPUT_MESSAGES, output_messages(output), truncated)
-                self._content(attrs, c.OUTPUT_VALUE, output.completion, truncated)
-            self._mark_truncated(attrs, truncated)
-        start = a.ns(e.timestamp)
-        if e.completed is not None:
-            end = a.ns(e.completed)
-        elif e.working_time is not None:
-            end = start + int(e.working_time * 1e9)
-        else:
-            end = _now()
-        span = self.spans.start(
-            f"{c.OP_CHAT} {model}", self._parent(s, e.span_id), attrs, start, SpanKind.CLIENT
-        )
-        if e.error:
-            message = self.redactor.text(e.error)
-            span.set_attributes({c.ERROR_TYPE: a.error_type(e.error, "ModelError"), c.MODEL_ERROR: message})
-            span.set_status(Status(StatusCode.ERROR, message))
-        span.end(end_time=max(end, start))
-
-    def _tool(self, s: _SampleTrace, e: ToolEvent) -> None:
-        attrs: Attrs = {c.GEN_AI_TOOL_CALL_ID: e.id}
-        if e.agent:
-            attrs[c.TOOL_AGENT] = e.agent
-        truncated: list[str] = []
-        self._content(attrs, (c.GEN_AI_TOOL_CALL_ARGUMENTS, c.INPUT_VALUE), e.arguments, truncated)
-        self._content(attrs, (c.GEN_AI_TOOL_CALL_RESULT, c.OUTPUT_VALUE), e.result, truncated)
-        self._mark_truncated(attrs, truncated)
-        error = None
-        if e.error is not None:
-            error = self.redactor.text(e.error.message)
-            attrs.update({c.ERROR_TYPE: str(e.error.type), c.TOOL_ERROR: error})
-        slots = s.tool_slots.get((e.span_id, e.function), [])
-        slot = next((x for x in slots if not x.filled), None)
-        if slot is not None:
-            slot.span.set_attributes(attrs)
-            if error is not None:
-                slot.span.set_status(Status(StatusCode.ERROR, error))
-            slot.filled = True
-            if slot.end_ns is not None:
-                slot.span.end(end_time=slot.end_ns)
-                slots.remove(slot)
-            return
-        # no Inspect tool span (e.g. the call failed before running): span the event itself
-        attrs.update(
-            {
-                **s.base,
-                c.GEN_AI_OPERATION_NAME: c.OP_EXECUTE_TOOL,
-                c.GEN_AI_TOOL_NAME: e.function,
-                c.GEN_AI_TOOL_TYPE: "function",
-                c.OPENINFERENCE_SPAN_KIND: "TOOL",
-                c.WANDB_DISPLAY_NAME: f"tool: {e.function}",
-            }
-        )
-        start = a.ns(e.timestamp)
-        span = self.spans.start(f"{c.OP_EXECUTE_TOOL} {e.function}", self._parent(s, e.span_id), attrs, start)
-        if error is not None:
-            span.set_status(Status(StatusCode.ERROR, error))
-        span.end(end_time=a.ns(e.completed) if e.completed else max(start, _now()))
-
-    def _sandbox(self, s: _SampleTrace, e: SandboxEvent) -> None:
-        attrs: Attrs = {
-            **s.base,
-            c.SANDBOX_ACTION: e.action,
-            c.WANDB_DISPLAY_NAME: f"sandbox: {e.action}",
-            c.OPENINFERENCE_SPAN_KIND: "TOOL",
-        }
-        if e.result is not None:
-            attrs[c.SANDBOX_RESULT] = e.result
-        if e.file:
-            attrs[c.SANDBOX_FILE] = e.file
-        truncated: list[str] = []
-        self._content(attrs, c.SANDBOX_CMD, e.cmd, truncated)
-        self._mark_truncated(attrs, truncated)
-        start = a.ns(e.timestamp)
-        span = self.spans.start(c.SPAN_SANDBOX, self._parent(s, e.span_id), attrs, start)
-        if e.result not in (None, 0):
-            span.set_status(Status(StatusCode.ERROR, f"exit status {e.result}"))
-        span.end(end_time=a.ns(e.completed) if e.completed else start)
-
-    def _score(self, s: _SampleTrace, e: ScoreEvent) -> None:
-        found = s.spans.get(e.span_id or "")
-        if found is None:
-            return
-        span, _, span_name = found
-        for event in a.evaluation_events(
-            e.scorer or span_name, e.score, self.settings.content.capture, self.redactor
-        ):
-            if e.intermediate:
-                event[c.SCORE_INTERMEDIATE] = True
-            span.add_event(c.EVENT_EVALUATION_RESULT, event, timestamp=a.ns(e.timestamp))
 
     # ----------------------------------------------------------------- shutdown
     def abandon_all(self, reason: str) -> None:
@@ -676,53 +212,10 @@ class Recorder:
         for eval_id in list(self.tasks):
             self._end_task(eval_id, None, None)
         for span in [*self.runs.values(), *self.eval_sets.values()]:
-            span.set_status(Status(StatusCode.ERROR, reason))
-            span.end()
+            end_with_error(span, reason)
         self.runs.clear()
         self.eval_sets.clear()
 
     @property
     def idle(self) -> bool:
         return not (self.runs or self.eval_sets or self.tasks or self.samples)
-
-
-_Handler = Callable[[Recorder, _SampleTrace, Any], None]
-_SPAN_EVENTS: dict[type, _Handler] = {
-    SpanBeginEvent: Recorder._span_begin,
-    SpanEndEvent: Recorder._span_end,
-    ModelEvent: Recorder._model,
-    ToolEvent: Recorder._tool,
-    SandboxEvent: Recorder._sandbox,
-    ScoreEvent: Recorder._score,
-}
-_HANDLERS: dict[type, _Handler | None] = dict(_SPAN_EVENTS)  # every event type seen, by exact type
-
-
-def _resolve(kind: type) -> _Handler | None:
-    """The handler for an event type not seen before (a subclass, or an event that makes no span)."""
-    handler = next((h for base, h in _SPAN_EVENTS.items() if issubclass(kind, base)), None)
-    if len(_HANDLERS) < 256:
-        _HANDLERS[kind] = handler
-    return handler
-
-
-def _same(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
-    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
-
-
-def _is_cancellation(exc: BaseException) -> bool:
-    import asyncio
-
-    return isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)) or type(exc).__name__ in {
-        "Cancelled",
-        "CancelledError",
-        "KeyboardInterrupt",
-    }
-
-
-def _parse_time(value: Any) -> Any:
-    if isinstance(value, str):
-        from datetime import datetime
-
-        return datetime.fromisoformat(value)
-    return value
