@@ -175,14 +175,12 @@ class Pipeline:
         parts = [(w.name, text) for w in self.workers if (text := w.undelivered()) is not None]
         feed = self.file_feed
         lost = feed.lost if feed is not None else 0
-        if not parts and not lost:
-            return None
-        line = "not delivered: " + "; ".join(text for _, text in parts) if parts else ""
+        if not parts:
+            return None  # a span file that failed alone was said at its first failure
+        line = "not delivered: " + "; ".join(text for _, text in parts)
         if lost and feed is not None:
             why = feed.exporter.last_error or "its queue was full"
-            line += ("; " if line else "") + f"{lost} span(s) could not be written to the span file ({why})"
-        if not parts:
-            return line + "."
+            line += f"; {lost} span(s) could not be written to the span file ({why})"
         to = ",".join(name for name, _ in parts)
         if self.file is not None and self.file.paths:
             kept = " ".join(str(p) for p in self.file.paths.values())

@@ -172,7 +172,7 @@ class SpanFileProcessor(SpanProcessor):
             e = self.exporter
             notify.say(
                 f"could not write the span file {e.failed_path} ({e.last_error}); spans that cannot be "
-                "written are not kept on disk (the eval is unaffected; the count is given at exit).",
+                "written there are not kept (the eval and its log are unaffected).",
                 key="span-file-write",
             )
         return written
@@ -185,6 +185,6 @@ class SpanFileProcessor(SpanProcessor):
     def _say_dropping(self) -> None:
         notify.say(
             "the span file's writer is behind and its queue is full; spans that still find no room "
-            "after a short wait are dropped (the count is given at exit).",
+            "after a short wait are dropped from it (the eval is unaffected).",
             key="span-file-full",
         )
