@@ -26,6 +26,7 @@ from tests.support.bridge import (
     full_log,
     inspect_eval,
     run_cli,
+    seed_span_ids,
     subprocess_env,
 )
 from tests.support.otlp_capture import OtlpCapture
@@ -334,19 +335,6 @@ def test_embedded_default_records_span_file_and_offline_wandb_run(tmp_path: Path
     assert "wandb sync" in result.stderr
     shown = run_cli([OTEL_BRIDGE, "show"], env, cwd=tmp_path)
     assert shown.returncode == 0 and "arithmetic · offline/careful" in shown.stdout
-
-
-SAMPLER_SEED = 20261201  # with this seed 12 arithmetic samples keep some traces and drop others
-
-
-def seed_span_ids(monkeypatch: pytest.MonkeyPatch, seed: int = SAMPLER_SEED) -> None:
-    """Trace ids (and so the ratio sampler's decisions) from a seeded generator: a fixed outcome."""
-    import random
-    import types
-
-    from otel_bridge import spanfactory
-
-    monkeypatch.setattr(spanfactory, "random", types.SimpleNamespace(Random=lambda: random.Random(seed)))
 
 
 def test_sampling_keeps_or_drops_whole_sample_traces(
