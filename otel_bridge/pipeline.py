@@ -155,37 +155,47 @@ class Pipeline:
         self.flush()
 
     def shutdown(self) -> None:
-        """Flush, then stop every destination against one deadline (see the module docstring)."""
+        """Stop every destination against one deadline (see the module docstring).
+
+        No second flush of the workers: stopping one delivers everything queued for it first,
+        and a worker still busy with the end-of-run flush would only make exit wait for it twice.
+        """
         now, flush_s = time.monotonic(), self.settings.core.flush_timeout_s
         deadline = self.end_by if self.end_by is not None else now + flush_s + EXIT_GRACE_S
         deadline = max(deadline, now + MIN_EXIT_S)
-        self.flush(min(flush_s, deadline - now))
         for worker in self.workers:  # every worker finishes its runs at the same time
             worker.begin_stop()
         if self.file_feed is not None:
             self.file_feed.shutdown(max(0.0, deadline - time.monotonic()))
+        mine = (self.file_feed, *self.workers)
+        for processor in [
+            d.processor for d in self.destinations if d.processor not in mine
+        ]:  # console and the user's processors
+            processor.force_flush(int(max(0.0, min(flush_s, deadline - time.monotonic())) * 1000))
+            processor.shutdown()
+        if self.user_provider is not None:  # the user's: flushed, never shut down
+            self.user_provider.force_flush(int(max(0.0, min(flush_s, deadline - time.monotonic())) * 1000))
         for worker in self.workers:
             worker.finish_stop(deadline)
-        for destination in self.destinations:
-            if destination.processor is not self.file_feed and destination.processor not in self.workers:
-                destination.processor.shutdown()
 
     def undelivered_message(self) -> str | None:
-        """One line on what was not delivered, and how to deliver it (None: everything arrived)."""
+        """The closing line: what was not delivered and how to deliver it, then what the workers
+        had to say (None: nothing to say)."""
         parts = [(w.name, text) for w in self.workers if (text := w.undelivered()) is not None]
-        feed = self.file_feed
-        lost = feed.lost if feed is not None else 0
+        notes = " ".join(text for w in self.workers if (text := w.said()) is not None)
         if not parts:
-            return None  # a span file that failed alone was said at its first failure
+            return notes or None  # a span file that failed alone was said at its first failure
         line = "not delivered: " + "; ".join(text for _, text in parts)
-        if lost and feed is not None:
+        feed = self.file_feed
+        if feed is not None and feed.lost:
             why = feed.exporter.last_error or "its queue was full"
-            line += f"; {lost} span(s) could not be written to the span file ({why})"
+            line += f"; {feed.lost} span(s) could not be written to the span file ({why})"
         to = ",".join(name for name, _ in parts)
         if self.file is not None and self.file.paths:
             kept = " ".join(str(p) for p in self.file.paths.values())
-            return f"{line} — the span file keeps them: `otel-bridge sync {kept} --to {to}` delivers them."
-        spilled = [p for w in self.workers for p in w.report.get("kept") or []]
-        if spilled:
-            return f"{line} — kept in {', '.join(spilled)}: `otel-bridge sync <file> --to {to}` sends them."
-        return f"{line} — no span file was written (INSPECT_OTEL_EXPORTERS has no `file`): they are not kept."
+            line += f" — the span file keeps them: `otel-bridge sync {kept} --to {to}` delivers them."
+        elif spilled := [p for w in self.workers for p in w.report.get("kept") or []]:
+            line += f" — kept in {', '.join(spilled)}: `otel-bridge sync <file> --to {to}` sends them."
+        else:
+            line += " — no span file was written (INSPECT_OTEL_EXPORTERS has no `file`): they are not kept."
+        return f"{line} {notes}" if notes else line

@@ -48,6 +48,8 @@ class WorkerSpanProcessor(SpanProcessor):
         self.names = span_names
         #: The worker's latest report (spans not delivered or dropped, last error, kept files).
         self.report: dict[str, Any] = {}
+        #: The worker's messages for the user, for the closing line (in the order they came).
+        self.notes: list[str] = []
         self.final = False  # the worker sent its final report: it finished its work
         self.killed = False  # stopped at the exit deadline
         self.broken: str | None = None  # why the worker stopped early
@@ -144,6 +146,10 @@ class WorkerSpanProcessor(SpanProcessor):
             parts.append("no final report")
         return f"{self.name}: " + ", ".join(parts) if parts else None
 
+    def said(self) -> str | None:
+        """The worker's own messages, for the closing line."""
+        return f"{self.name}: " + "; ".join(n.rstrip(".") for n in self.notes) + "." if self.notes else None
+
     # ------------------------------------------------------------------ threads
     def _deliver(self, spans: list[ReadableSpan]) -> int:
         line = spans_to_json(spans)
@@ -174,6 +180,9 @@ class WorkerSpanProcessor(SpanProcessor):
                 with contextlib.suppress(Exception):  # the worker's SDKs printing: pass it on
                     sys.stdout.write(line)
                     sys.stdout.flush()
+                continue
+            if ack.note is not None:
+                self.notes.append(ack.note)
                 continue
             self.report = ack.report
             self.final = self.final or ack.final

@@ -2,19 +2,20 @@
 
 The W&B and Weave SDKs cost seconds of CPU to import and start, the OTLP exporter's protobuf
 encoding costs more CPU per span than building the span, and all of it holds the GIL: in the
-eval's process that time is taken from the eval's event loop. Here it runs beside it.
-Started by ``otel_bridge.exporters.process``::
+eval's process that time is taken from the eval's event loop. Here it runs beside it. Started by
+``otel_bridge.exporters.process``::
 
     python -m otel_bridge.exporters.worker NAME
 
 The frames are ``otel_bridge.exporters.worker_protocol``'s: span batches and flush requests in,
-acknowledgements out (other stdout lines are the SDKs' own output, which the eval's process
-passes on). A reader thread takes stdin into an inbox bounded in bytes (``INBOX_MAX_BYTES``)
-while the main thread does the sink's I/O, so a slow backend never backs the pipe up into the
-eval's process; a full inbox drops span batches (counted in the final report, never control
-frames). End of input (the eval's process exited, however it exited) ends still-open tasks as
-failed, closes the sink, sends a final report (OTLP: spans not delivered, where they are kept)
-and exits. Settings come from the same environment as the eval's.
+acknowledgements and notes out (other stdout lines are the SDKs' own output, which the eval's
+process passes on; the bridge's own messages are notes, said in the eval's closing line). A
+reader thread takes stdin into an inbox bounded in bytes (``INBOX_MAX_BYTES``) while the main
+thread does the sink's I/O, so a slow backend never backs the pipe up into the eval's process; a
+full inbox drops span batches (counted in the final report, never control frames). End of input
+(the eval's process exited, however it exited) ends still-open tasks as failed, closes the sink,
+sends a final report (OTLP: spans not delivered, where they are kept) and exits. Settings come
+from the same environment as the eval's.
 """
 
 from __future__ import annotations
@@ -158,10 +159,15 @@ def main(argv: list[str] | None = None) -> int:
     name = args[0]
     # acknowledgements share stdout with whatever the SDKs print: marked lines, written whole
     real_stdout = sys.stdout
+    writing = threading.Lock()  # notes come from any thread
 
     def ack(message: Ack) -> None:
-        real_stdout.write(ack_frame(message) + "\n")
-        real_stdout.flush()
+        with writing:
+            real_stdout.write(ack_frame(message) + "\n")
+            real_stdout.flush()
+
+    # the user hears this worker's messages in the eval's one closing line, not as a stream
+    notify.relay(lambda message: ack(Ack(None, True, note=message)))
 
     try:
         target = _target(name, load_settings())
