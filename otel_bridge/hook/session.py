@@ -77,6 +77,7 @@ def begin() -> Session:
             _session = None
         if _session is None:
             _session = Session(settings)
+        _session.pipeline.end_by = None  # a run is starting: the exit deadline counts from its end
         return _session
 
 
