@@ -5,11 +5,20 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+from collections.abc import Callable
 
 PREFIX = "inspect-otel-bridge: "
 logger = logging.getLogger("otel_bridge")
 _said: set[str] = set()
 _lock = threading.Lock()
+_relay: Callable[[str], None] | None = None
+
+
+def relay(to: Callable[[str], None] | None) -> None:
+    """Hand every message to ``to`` instead of stderr (an exporter worker sends them to the eval's
+    process, which says them in its closing line); None restores stderr."""
+    global _relay
+    _relay = to
 
 
 def say(message: str, key: str | None = None) -> None:
@@ -19,6 +28,12 @@ def say(message: str, key: str | None = None) -> None:
         if key in _said:
             return
         _said.add(key)
+    if _relay is not None:
+        try:
+            _relay(message)
+            return
+        except Exception:
+            pass
     try:
         sys.stderr.write(PREFIX + message + "\n")
         sys.stderr.flush()

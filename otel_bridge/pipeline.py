@@ -5,35 +5,36 @@ may own the global provider, and the bridge's spans must reach the bridge's dest
 whatever they do (README, "Where spans go"). A provider the user hands to
 ``otel_bridge.configure(tracer_provider=...)`` gets the spans too (its processors, resource and
 sampler), and stays the user's: the bridge flushes it but never shuts it down.
+
+The end is bounded once for all destinations: from the end of the last run (or from exit, if no
+run ended), exit waits at most the flush timeout plus ``EXIT_GRACE_S`` in all, every worker
+finishing at the same time, not one after another. What was not delivered by then is said in one
+closing line, with the ``otel-bridge sync`` command that delivers it from the span file.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from opentelemetry.sdk import environment_variables as otel
 from opentelemetry.sdk.resources import OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
-    ConsoleSpanExporter,
-    SimpleSpanProcessor,
-    SpanExporter,
-)
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor, SpanExporter
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from otel_bridge import __version__, notify
 from otel_bridge import conventions as c
 from otel_bridge.config import DEFAULT_SERVICE_NAME, Settings
 from otel_bridge.exporters.process import WorkerSpanProcessor
-from otel_bridge.exporters.span_file import SpanFileExporter
+from otel_bridge.exporters.span_file import SpanFileExporter, SpanFileProcessor
 from otel_bridge.spanfactory import SpanFactory
 
-#: Finishing W&B / Weave runs may take the flush timeout plus the SDKs' own bounded waits.
-TRANSLATOR_EXIT_WAIT_S = 30.0
-#: The OTLP worker's start-up, on top of the flush timeout and one export's timeout.
-OTLP_EXIT_SLACK_S = 5.0
+#: After the flush timeout, the most the end of a run waits for the workers to finish (all at once).
+EXIT_GRACE_S = 10.0
+#: The least exit waits for the workers, even when the end of the last run is long past.
+MIN_EXIT_S = 1.0
 
 
 def build_resource(settings: Settings, inspect_version: str) -> Resource:
@@ -75,12 +76,16 @@ class Pipeline:
         core = settings.core
         default_limit = None if core.otel_set(otel.OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT) else 256
         limits = SpanLimits(max_attributes=default_limit, max_span_attributes=default_limit)
-        self.provider = TracerProvider(resource=build_resource(settings, inspect_version), span_limits=limits)
+        # shut down by the session (bounded, at exit), not by the SDK's own atexit handler first
+        self.provider = TracerProvider(
+            resource=build_resource(settings, inspect_version), span_limits=limits, shutdown_on_exit=False
+        )
         self.user_provider = tracer_provider
         self.destinations: list[Destination] = []
         self.file: SpanFileExporter | None = None
-        self.otlp: WorkerSpanProcessor | None = None
-        self._reported_failed = 0
+        self.file_feed: SpanFileProcessor | None = None
+        self.workers: list[WorkerSpanProcessor] = []
+        self.end_by: float | None = None  # time.monotonic() the end of the last run must be done by
         for name in core.exporters:
             destination = self._make(name)
             if destination is not None:
@@ -100,29 +105,18 @@ class Pipeline:
             resource, InstrumentationScope(c.SCOPE_NAME, __version__), sampler, processors
         )
 
-    def _batch(self, exporter: SpanExporter, delay_ms: int, queue: int) -> BatchSpanProcessor:
-        core = self.settings.core
-        return BatchSpanProcessor(
-            exporter,
-            max_queue_size=None if core.otel_set(otel.OTEL_BSP_MAX_QUEUE_SIZE) else queue,
-            schedule_delay_millis=None if core.otel_set(otel.OTEL_BSP_SCHEDULE_DELAY) else delay_ms,
-            max_export_batch_size=None if core.otel_set(otel.OTEL_BSP_MAX_EXPORT_BATCH_SIZE) else 512,
-        )
-
     def _make(self, name: str) -> Destination | None:
         core = self.settings.core
         if name == "file":
             self.file = SpanFileExporter(core.span_dir)
-            return Destination("file", self._batch(self.file, 500, 16384), self.file)
+            self.file_feed = SpanFileProcessor(self.file)
+            return Destination("file", self.file_feed, self.file)
         if name == "otlp":
             # the standard exporter runs in a worker process: its protobuf encoding is the
             # costliest per-span work there is, and would otherwise hold the eval's GIL
-            # exit waits at most: the flush timeout, one export's timeout, the worker's start-up
-            wait = core.flush_timeout_s + core.otlp_timeout_s + OTLP_EXIT_SLACK_S
-            self.otlp = WorkerSpanProcessor(
-                "otlp", None, max_queue=8192, batch=512, delay_s=1.0, exit_wait_s=wait
-            )
-            return Destination("otlp", self.otlp)
+            otlp = WorkerSpanProcessor("otlp", None, batch=512, delay_s=1.0)
+            self.workers.append(otlp)
+            return Destination("otlp", otlp)
         if name == "console":
             exporter = ConsoleSpanExporter()
             return Destination("console", SimpleSpanProcessor(exporter), exporter)
@@ -132,47 +126,76 @@ class Pipeline:
 
     def _translator(self, name: str) -> Destination | None:
         """Weave / W&B: the translation runs in a worker process this processor feeds."""
-        exit_wait = self.settings.core.flush_timeout_s + TRANSLATOR_EXIT_WAIT_S
         try:
+            names: frozenset[str] | None = None
             if name == "wandb":
                 from otel_bridge.translate.wandb import RELEVANT_SPANS
 
-                return Destination(name, WorkerSpanProcessor(name, RELEVANT_SPANS, exit_wait_s=exit_wait))
-            return Destination(name, WorkerSpanProcessor(name, None, exit_wait_s=exit_wait))
+                names = RELEVANT_SPANS
+            worker = WorkerSpanProcessor(name, names)
         except Exception as exc:
             notify.say(
                 f"the {name} exporter could not start ({type(exc).__name__}: {exc}); "
                 "spans still go to the other exporters and the span file."
             )
             return None
+        self.workers.append(worker)
+        return Destination(name, worker)
 
-    def flush(self) -> bool:
-        timeout_ms = int(self.settings.core.flush_timeout_s * 1000)
+    def flush(self, timeout_s: float | None = None) -> bool:
+        timeout_ms = int((self.settings.core.flush_timeout_s if timeout_s is None else timeout_s) * 1000)
         ok = self.provider.force_flush(timeout_ms)
         if self.user_provider is not None:
             ok = self.user_provider.force_flush(timeout_ms) and ok
         return ok
 
-    def shutdown(self) -> None:
+    def end_of_run(self) -> None:
+        """The last run ended: its delivery is flushed now and finished by one deadline."""
+        self.end_by = time.monotonic() + self.settings.core.flush_timeout_s + EXIT_GRACE_S
         self.flush()
-        self.provider.shutdown()
+
+    def shutdown(self) -> None:
+        """Stop every destination against one deadline (see the module docstring).
+
+        No second flush of the workers: stopping one delivers everything queued for it first,
+        and a worker still busy with the end-of-run flush would only make exit wait for it twice.
+        """
+        now, flush_s = time.monotonic(), self.settings.core.flush_timeout_s
+        deadline = self.end_by if self.end_by is not None else now + flush_s + EXIT_GRACE_S
+        deadline = max(deadline, now + MIN_EXIT_S)
+        for worker in self.workers:  # every worker finishes its runs at the same time
+            worker.begin_stop()
+        if self.file_feed is not None:
+            self.file_feed.shutdown(max(0.0, deadline - time.monotonic()))
+        mine = (self.file_feed, *self.workers)
+        for processor in [
+            d.processor for d in self.destinations if d.processor not in mine
+        ]:  # console and the user's processors
+            processor.force_flush(int(max(0.0, min(flush_s, deadline - time.monotonic())) * 1000))
+            processor.shutdown()
+        if self.user_provider is not None:  # the user's: flushed, never shut down
+            self.user_provider.force_flush(int(max(0.0, min(flush_s, deadline - time.monotonic())) * 1000))
+        for worker in self.workers:
+            worker.finish_stop(deadline)
 
     def undelivered_message(self) -> str | None:
-        """One line on what could not be delivered, and where it is kept."""
-        otlp = self.otlp
-        if otlp is None:
-            return None
-        report = otlp.report
-        count = int(report.get("failed") or 0) - self._reported_failed
-        if count <= 0:
-            return None
-        self._reported_failed += count
+        """The closing line: what was not delivered and how to deliver it, then what the workers
+        had to say (None: nothing to say)."""
+        parts = [(w.name, text) for w in self.workers if (text := w.undelivered()) is not None]
+        notes = " ".join(text for w in self.workers if (text := w.said()) is not None)
+        if not parts:
+            return notes or None  # a span file that failed alone was said at its first failure
+        line = "not delivered: " + "; ".join(text for _, text in parts)
+        feed = self.file_feed
+        if feed is not None and feed.lost:
+            why = feed.exporter.last_error or "its queue was full"
+            line += f"; {feed.lost} span(s) could not be written to the span file ({why})"
+        to = ",".join(name for name, _ in parts)
         if self.file is not None and self.file.paths:
-            kept = ", ".join(str(p) for p in self.file.paths.values())
+            kept = " ".join(str(p) for p in self.file.paths.values())
+            line += f" — the span file keeps them: `otel-bridge sync {kept} --to {to}` delivers them."
+        elif spilled := [p for w in self.workers for p in w.report.get("kept") or []]:
+            line += f" — kept in {', '.join(spilled)}: `otel-bridge sync <file> --to {to}` sends them."
         else:
-            kept = ", ".join(report.get("kept") or []) or str(self.settings.core.span_dir)
-        return (
-            f"{count} span(s) were not delivered to the OTLP endpoint {report.get('endpoint')} "
-            f"({report.get('error') or 'export failed'}); they are kept in {kept} — "
-            "deliver them later with `otel-bridge sync <file> --to otlp`."
-        )
+            line += " — no span file was written (INSPECT_OTEL_EXPORTERS has no `file`): they are not kept."
+        return f"{line} {notes}" if notes else line

@@ -1,10 +1,13 @@
 """Feeds an exporter running in a worker process (``otel_bridge.exporters.worker``).
 
-On the eval's loop ``on_end`` only filters and enqueues; a writer thread encodes batches as
-OTLP/JSON lines into the worker's stdin. The worker's SDK imports, translation and writes use
-another core instead of the eval's GIL. Bounded everywhere: a full queue drops spans from this
-sink only (the span file keeps them), flushes wait at most their timeout, and shutdown waits a
-fixed time for the worker to finish its runs before leaving it to ``otel-bridge sync``.
+On the eval's loop ``on_end`` only filters and enqueues (``exporters.feed``: a byte-bounded
+queue); a writer thread encodes batches as OTLP/JSON lines into the worker's stdin. The worker's
+SDK imports, translation and writes use another core instead of the eval's GIL, and the worker
+reads its stdin on a thread of its own, so a slow backend never backs the pipe up into this
+queue. Bounded everywhere: flushes wait at most their timeout, and the stop is in two halves
+(``begin_stop`` for every worker at once, then ``finish_stop`` against one shared deadline) so
+the end of a run waits once for all destinations, not for each in turn. What a worker did not
+confirm is described by ``undelivered`` for the pipeline's one closing line.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import io
 import itertools
-import queue
 import subprocess
 import sys
 import threading
@@ -23,10 +25,12 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from otel_bridge import config, notify
+from otel_bridge.exporters.feed import STOP, SpanFeed
 from otel_bridge.exporters.worker_protocol import REPORTED, Flush, flush_frame, parse_ack
 from otel_bridge.otlp_json import spans_to_json
 
-_STOP = object()
+#: The most one worker's feed queue holds in the eval's process (estimated from encoded sizes).
+WORKER_FEED_MAX_BYTES = 64 * 1024 * 1024
 
 
 class WorkerSpanProcessor(SpanProcessor):
@@ -36,24 +40,23 @@ class WorkerSpanProcessor(SpanProcessor):
         self,
         name: str,
         span_names: frozenset[str] | None,
-        max_queue: int = 20_000,
+        max_bytes: int = WORKER_FEED_MAX_BYTES,
         batch: int = 256,
-        delay_s: float = 0.0,
-        exit_wait_s: float = 60.0,
+        delay_s: float = 0.05,
     ) -> None:
         self.name = name
         self.names = span_names
-        self.batch = batch
-        self.delay_s = delay_s  # wait this long to fill a batch (fewer, larger OTLP requests)
-        self.exit_wait_s = exit_wait_s  # the most exit waits for the worker to finish
-        self.dropped = 0
-        #: The worker's latest report (OTLP: spans not delivered, last error, where they are kept).
+        #: The worker's latest report (spans not delivered or dropped, last error, kept files).
         self.report: dict[str, Any] = {}
-        self._queue: queue.Queue[object] = queue.Queue(max_queue)
+        #: The worker's messages for the user, for the closing line (in the order they came).
+        self.notes: list[str] = []
+        self.final = False  # the worker sent its final report: it finished its work
+        self.killed = False  # stopped at the exit deadline
+        self.broken: str | None = None  # why the worker stopped early
         self._ids = itertools.count(1)
         self._acks: dict[int, tuple[threading.Event, list[bool]]] = {}
-        self._broken = False
         self._stopping = False
+        self._finished = False
         # stdout carries the acknowledgements (worker_protocol frames); anything else the SDKs print
         # there is relayed to this process's stdout. stderr is inherited.
         self._proc = subprocess.Popen(
@@ -65,9 +68,10 @@ class WorkerSpanProcessor(SpanProcessor):
         assert self._proc.stdin is not None and self._proc.stdout is not None
         self._stdin: IO[bytes] = self._proc.stdin
         self._ack_pipe = io.TextIOWrapper(self._proc.stdout, encoding="utf-8", errors="replace")
-        self._writer = threading.Thread(target=self._write_loop, name=f"otel-bridge-{name}", daemon=True)
+        self.feed = SpanFeed(
+            f"otel-bridge-{name}", self._deliver, self._control, max_bytes, delay_s, batch, block_s=0.25
+        )
         self._reader = threading.Thread(target=self._read_acks, name=f"otel-bridge-{name}-acks", daemon=True)
-        self._writer.start()
         self._reader.start()
 
     @property
@@ -79,99 +83,95 @@ class WorkerSpanProcessor(SpanProcessor):
         return None
 
     def on_end(self, span: ReadableSpan) -> None:
-        if self.names is not None and span.name not in self.names:
-            return
-        try:
-            self._queue.put_nowait(span)
-        except queue.Full:
-            self.dropped += 1
+        if self.names is None or span.name in self.names:
+            self.feed.put(span)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        if self._broken:
-            return True  # nothing more can be delivered; the failure was reported once
+        if self.broken is not None or self._stopping:
+            return True  # nothing more can be delivered; the failure is reported once
         timeout_s = timeout_millis / 1000
         ident = next(self._ids)
         done = threading.Event()
         result: list[bool] = []
         self._acks[ident] = (done, result)
-        try:
-            self._queue.put(Flush(ident, timeout_s), timeout=timeout_s)
-        except queue.Full:
-            return False
+        self.feed.send(Flush(ident, timeout_s))
         finished = done.wait(timeout_s)
         self._acks.pop(ident, None)
         return finished and bool(result) and result[0]
 
     def shutdown(self) -> None:
-        self._stopping = True
-        self._queue.put(_STOP)
-        self._writer.join(timeout=10)
-        try:
-            code = self._proc.wait(timeout=self.exit_wait_s)
-            self._reader.join(timeout=5)  # its final report
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            notify.say(
-                f"the {self.name} exporter did not finish within {self.exit_wait_s:g}s and was stopped; "
-                f"the span file keeps everything — `otel-bridge sync <file> --to {self.name}` delivers it."
-            )
+        self.begin_stop()
+        self.finish_stop(time.monotonic() + 30.0)
+
+    def begin_stop(self) -> None:
+        """Send what is queued, then end the worker's input: it finishes its runs and exits."""
+        if not self._stopping:
+            self._stopping = True
+            self.feed.send(STOP)
+
+    def finish_stop(self, deadline: float) -> None:
+        """Wait until ``deadline`` (time.monotonic) for the worker to finish; stop it after that."""
+        if self._finished:
             return
-        if code not in (0, None, REPORTED):
-            self._say_broken(f"exit status {code}")
-        if self.dropped:
-            notify.say(
-                f"{self.dropped} span(s) were not sent to {self.name} (its queue was full); "
-                f"the span file keeps them — `otel-bridge sync <file> --to {self.name}` delivers them."
-            )
+        self._finished = True
+        self.begin_stop()
+        self.feed.join(deadline - time.monotonic())
+        try:
+            code = self._proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self.killed = True
+            self._proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(timeout=2)
+            return
+        self._reader.join(timeout=max(0.2, deadline - time.monotonic()))  # its final report
+        if code not in (0, None, REPORTED) and self.broken is None:
+            self.broken = f"exit status {code}"
+
+    def undelivered(self) -> str | None:
+        """What this destination did not confirm, for the closing line (None: all delivered)."""
+        parts: list[str] = []
+        dropped = self.feed.dropped + int(self.report.get("dropped") or 0)
+        failed = int(self.report.get("failed") or 0)
+        if failed:
+            error = self.report.get("error") or "export failed"
+            parts.append(f"{failed} span(s) not delivered to {self.report.get('endpoint')} ({error})")
+        if dropped:
+            parts.append(f"{dropped} span(s) dropped (queue full)")
+        if self.killed:
+            parts.append(f"{self.feed.delivered} span(s) sent, not confirmed by the exit deadline")
+        elif self.broken is not None:
+            parts.append(f"its process failed ({self.broken})")
+        elif not self.final and self._finished:
+            parts.append("no final report")
+        return f"{self.name}: " + ", ".join(parts) if parts else None
+
+    def said(self) -> str | None:
+        """The worker's own messages, for the closing line."""
+        return f"{self.name}: " + "; ".join(n.rstrip(".") for n in self.notes) + "." if self.notes else None
 
     # ------------------------------------------------------------------ threads
-    def _write_loop(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is _STOP:
-                break
-            if isinstance(item, Flush):
-                self._send_flush(item)
-                continue
-            spans = [item]
-            held: list[object] = []
-            deadline = time.monotonic() + self.delay_s
-            while len(spans) < self.batch:
-                try:
-                    remaining = deadline - time.monotonic()
-                    nxt = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if isinstance(nxt, ReadableSpan):
-                    spans.append(nxt)
-                else:  # a flush or the stop: after this batch, in order
-                    held.append(nxt)
-                    break
-            self._send(spans_to_json(spans))
-            for control in held:
-                if control is _STOP:
-                    self._close_stdin()
-                    return
-                if isinstance(control, Flush):
-                    self._send_flush(control)
-        self._close_stdin()
+    def _deliver(self, spans: list[ReadableSpan]) -> int:
+        line = spans_to_json(spans)
+        self._send(line)
+        return len(line)
 
-    def _send_flush(self, flush: Flush) -> None:
-        self._send(flush_frame(flush))
+    def _control(self, item: object) -> None:
+        if item is STOP:  # end of input: the worker finishes its runs and exits
+            with contextlib.suppress(OSError):
+                self._stdin.close()
+        elif isinstance(item, Flush):
+            self._send(flush_frame(item))
 
     def _send(self, line: str) -> None:
-        if self._broken:
+        if self.broken is not None:
             return
         try:
             self._stdin.write(line.encode("utf-8") + b"\n")
             self._stdin.flush()
         except (BrokenPipeError, OSError, ValueError):
-            self._broken = True
-            self._say_broken("it stopped")
-
-    def _close_stdin(self) -> None:
-        with contextlib.suppress(OSError):
-            self._stdin.close()
+            if not self.killed:
+                self._set_broken("it stopped")
 
     def _read_acks(self) -> None:
         for line in self._ack_pipe:
@@ -181,25 +181,31 @@ class WorkerSpanProcessor(SpanProcessor):
                     sys.stdout.write(line)
                     sys.stdout.flush()
                 continue
+            if ack.note is not None:
+                self.notes.append(ack.note)
+                continue
             self.report = ack.report
+            self.final = self.final or ack.final
             waiting = self._acks.get(ack.ident) if ack.ident is not None else None
             if waiting is not None:
                 waiting[1].append(ack.ok)
                 waiting[0].set()
-        self._broken = True  # the worker is gone: wake every waiting flush
-        for done, _ in list(self._acks.values()):
+        for done, _ in list(self._acks.values()):  # the worker is gone: wake every waiting flush
             done.set()
         if not self._stopping:
             try:
                 code = self._proc.wait(timeout=2)
             except subprocess.TimeoutExpired:
                 code = None
-            if code != REPORTED:  # REPORTED: the worker already said why
-                self._say_broken("it stopped" if code is None else f"exit status {code}")
+            self._set_broken("it stopped" if code is None else f"exit status {code}", said=code == REPORTED)
 
-    def _say_broken(self, why: str) -> None:
-        notify.say(
-            f"the {self.name} exporter process failed ({why}); the span file keeps everything — "
-            f"deliver it later with `otel-bridge sync <file> --to {self.name}`.",
-            key=f"worker-broken:{self.name}",
-        )
+    def _set_broken(self, why: str, said: bool = False) -> None:
+        self.broken = why
+        if not said:  # REPORTED: the worker already said why
+            notify.say(
+                f"the {self.name} exporter process failed ({why}); the span file keeps its spans — "
+                f"deliver them later with `otel-bridge sync <file> --to {self.name}`.",
+                key=f"worker-broken:{self.name}",
+            )
+        with contextlib.suppress(OSError):
+            self._stdin.close()

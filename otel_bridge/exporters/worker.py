@@ -2,23 +2,30 @@
 
 The W&B and Weave SDKs cost seconds of CPU to import and start, the OTLP exporter's protobuf
 encoding costs more CPU per span than building the span, and all of it holds the GIL: in the
-eval's process that time is taken from the eval's event loop. Here it runs beside it.
-Started by ``otel_bridge.exporters.process``::
+eval's process that time is taken from the eval's event loop. Here it runs beside it. Started by
+``otel_bridge.exporters.process``::
 
     python -m otel_bridge.exporters.worker NAME
 
 The frames are ``otel_bridge.exporters.worker_protocol``'s: span batches and flush requests in,
-acknowledgements out (other stdout lines are the SDKs' own output, which the eval's process
-passes on). End of input (the eval's process exited, however it exited) ends still-open tasks as
-failed, closes the sink, sends a final report (OTLP: spans not delivered, where they are kept)
-and exits. Settings come from the same environment as the eval's.
+acknowledgements and notes out (other stdout lines are the SDKs' own output, which the eval's
+process passes on; the bridge's own messages are notes, said in the eval's closing line). A
+reader thread takes stdin into an inbox bounded in bytes (``INBOX_MAX_BYTES``) while the main
+thread does the sink's I/O, so a slow backend never backs the pipe up into the eval's process; a
+full inbox drops span batches (counted in the final report, never control frames). End of input
+(the eval's process exited, however it exited) ends still-open tasks as failed, closes the sink,
+sends a final report (OTLP: spans not delivered, where they are kept) and exits. Settings come
+from the same environment as the eval's.
 """
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
-from typing import Any, Protocol
+import threading
+from collections import deque
+from typing import Any, BinaryIO, Protocol
 
 from otel_bridge import notify
 from otel_bridge.config import Settings, load_settings
@@ -27,6 +34,59 @@ from otel_bridge.otlp_json import OtlpJsonError, json_to_request, readable_spans
 from otel_bridge.records import from_request
 from otel_bridge.sinks.base import RecordSink
 from otel_bridge.sinks.registry import make_record_sink
+
+#: The most span data the worker holds that its sink has not taken yet.
+INBOX_MAX_BYTES = 256 * 1024 * 1024
+_EOF = b""
+
+
+class Inbox:
+    """Lines read from stdin, waiting for the sink: bounded in bytes, in order."""
+
+    def __init__(self, max_bytes: int = INBOX_MAX_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self.dropped = 0  # spans in batches refused because the inbox was full
+        self._lines: deque[bytes] = deque()
+        self._ready = threading.Condition()
+
+    def put(self, line: bytes) -> None:
+        with self._ready:
+            full = self.bytes + len(line) > self.max_bytes and self._lines
+            if full and parse_control(line) is None:
+                self.dropped += _span_count(line)
+                return
+            self._lines.append(line)
+            self.bytes += len(line)
+            self._ready.notify()
+
+    def get(self) -> bytes:
+        """The next line; ``_EOF`` once input has ended and everything before it was taken."""
+        with self._ready:
+            while not self._lines:
+                self._ready.wait()
+            line = self._lines.popleft()
+            self.bytes -= len(line)
+            return line
+
+    def read_from(self, stream: BinaryIO) -> None:
+        try:
+            for raw in stream:
+                line = raw.strip()
+                if line:
+                    self.put(line)
+        finally:
+            with self._ready:
+                self._lines.append(_EOF)
+                self._ready.notify()
+
+
+def _span_count(line: bytes) -> int:
+    try:
+        doc = json.loads(line)
+        return sum(len(ss.get("spans") or []) for rs in doc["resourceSpans"] for ss in rs["scopeSpans"])
+    except Exception:
+        return 1
 
 
 class _Target(Protocol):
@@ -49,7 +109,7 @@ class _RecordTarget:
         return self.sink.flush(timeout_s)
 
     def report(self) -> dict[str, Any]:
-        return {}
+        return {}  # the worker adds its inbox's drops
 
     def close(self) -> None:
         self.sink.finalize_incomplete("the process exited before the task finished")
@@ -99,10 +159,15 @@ def main(argv: list[str] | None = None) -> int:
     name = args[0]
     # acknowledgements share stdout with whatever the SDKs print: marked lines, written whole
     real_stdout = sys.stdout
+    writing = threading.Lock()  # notes come from any thread
 
     def ack(message: Ack) -> None:
-        real_stdout.write(ack_frame(message) + "\n")
-        real_stdout.flush()
+        with writing:
+            real_stdout.write(ack_frame(message) + "\n")
+            real_stdout.flush()
+
+    # the user hears this worker's messages in the eval's one closing line, not as a stream
+    notify.relay(lambda message: ack(Ack(None, True, note=message)))
 
     try:
         target = _target(name, load_settings())
@@ -115,14 +180,17 @@ def main(argv: list[str] | None = None) -> int:
     if target is None:
         notify.say(f"the {name} exporter is unknown.")
         return REPORTED
-    for raw in sys.stdin.buffer:
-        line = raw.strip()
-        if not line:
-            continue
+    inbox = Inbox()
+    threading.Thread(target=inbox.read_from, args=(sys.stdin.buffer,), name="stdin", daemon=True).start()
+
+    def report() -> dict[str, Any]:
+        return {**target.report(), "dropped": inbox.dropped}
+
+    while (line := inbox.get()) != _EOF:
         control = parse_control(line)
         if control is not None:
             ok = target.flush(control.timeout_s)
-            ack(Ack(control.ident, ok, report=target.report()))
+            ack(Ack(control.ident, ok, report=report()))
             continue
         try:
             target.take(line)
@@ -134,11 +202,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"everything — deliver later with `otel-bridge sync <file> --to {name}`.",
                 key=f"sink-failed:{name}",
             )
+    closed = True
     try:
         target.close()
     except Exception as exc:
+        closed = False
         notify.say(f"the {name} exporter could not finish ({type(exc).__name__}: {exc}).")
-    ack(Ack(None, True, final=True, report=target.report()))
+    ack(Ack(None, closed, final=True, report=report()))
     return 0
 
 

@@ -3,8 +3,9 @@
 Both ends import this module, so a frame is defined once. Over the worker's stdin: one OTLP/JSON
 export request per line, or a control frame (``CONTROL_PREFIX`` + JSON). Over its stdout: the
 SDKs' own output, passed on by the eval's process, and acknowledgement frames (``ACK_PREFIX`` +
-JSON). Both prefixes start with an ASCII record separator, which no JSON document or printed
-line starts with, so frames are never confused with data.
+JSON): a flush's answer, the final report, or a note (a message for the user). Both prefixes
+start with an ASCII record separator, which no JSON document or printed line starts with, so
+frames are never confused with data.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ class Ack:
     final: bool = False
     report: dict[str, Any] = field(default_factory=dict)
     """What the worker could not deliver (OTLP: spans failed, last error, endpoint, kept files)."""
+    note: str | None = None
+    """A message for the user (a note frame: no ident, no report), said in the closing line."""
 
 
 def flush_frame(flush: Flush) -> str:
@@ -53,6 +56,8 @@ def parse_control(line: bytes) -> Flush | None:
 
 def ack_frame(ack: Ack) -> str:
     doc: dict[str, Any] = {"ok": ack.ok, "report": ack.report}
+    if ack.note is not None:
+        doc["note"] = ack.note
     if ack.final:
         doc["final"] = True
     else:
@@ -70,9 +75,11 @@ def parse_ack(line: str) -> Ack | None:
         return None
     ident = doc.get("ack")
     report = doc.get("report")
+    note = doc.get("note")
     return Ack(
         ident=ident if isinstance(ident, int) else None,
         ok=bool(doc.get("ok")),
         final=bool(doc.get("final")),
         report=report if isinstance(report, dict) else {},
+        note=note if isinstance(note, str) else None,
     )

@@ -163,7 +163,8 @@ class Recorder:
         if s is None:
             return
         sample = data.sample
-        s.task.traced += 1
+        if s.span.span_context.trace_flags.sampled:  # a trace the sampler dropped is no row to wait for
+            s.task.traced += 1
         # events Inspect never delivered live (init, anything after a missed emit) are still
         # in the sample: replay the ones not seen, in order
         for event in sample.events:

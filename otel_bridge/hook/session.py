@@ -47,12 +47,10 @@ class Session:
         """End of a run or eval set: deliver what is queued, within the bounded timeout.
 
         Exporters still busy after the timeout carry on (in their threads and worker
-        processes); what they finally could not deliver is said once, here or at exit.
+        processes) until the exit deadline; what they finally could not deliver is said in
+        one line at exit.
         """
-        self.pipeline.flush()
-        message = self.pipeline.undelivered_message()
-        if message:
-            notify.say(message)
+        self.pipeline.end_of_run()
 
     def close(self) -> None:
         self.recorder.abandon_all("process exited before this span ended")
@@ -79,6 +77,7 @@ def begin() -> Session:
             _session = None
         if _session is None:
             _session = Session(settings)
+        _session.pipeline.end_by = None  # a run is starting: the exit deadline counts from its end
         return _session
 
 

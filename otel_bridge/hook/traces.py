@@ -45,7 +45,7 @@ class TaskTrace:
     task_name: str
     model: str
     errored: int = 0
-    traced: int = 0  # sample traces ended by sample_end (the rows a consumer should expect)
+    traced: int = 0  # kept (sampled) sample traces ended by sample_end: the rows a consumer should expect
 
 
 @dataclass

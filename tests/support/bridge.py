@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from inspect_ai.log import EvalLog, read_eval_log
 
 from otel_bridge.records import SpanRecord, read_span_file
@@ -90,3 +91,15 @@ def run_cli(args: list[str], env: dict[str, str], timeout: float = 300, cwd: Pat
 
 def inspect_eval(args: list[str], env: dict[str, str], timeout: float = 300) -> CliResult:
     return run_cli([INSPECT, "eval", *args, "--display", "none"], env, timeout)
+
+
+def seed_span_ids(monkeypatch: pytest.MonkeyPatch, seed: int = 20261201) -> None:
+    """Trace and span ids of later sessions from a seeded generator, so the ratio sampler (which
+    decides on the trace id) keeps the same sample traces every run. With the default seed,
+    ``OTEL_TRACES_SAMPLER_ARG=0.5`` keeps some and drops others of a dozen samples."""
+    import random
+    import types
+
+    from otel_bridge import spanfactory
+
+    monkeypatch.setattr(spanfactory, "random", types.SimpleNamespace(Random=lambda: random.Random(seed)))
