@@ -334,11 +334,13 @@ def test_sync_after_a_partial_live_upload_completes_without_duplicates(
     code = f"""
 import os
 import re
-from otel_bridge.config import Settings, WeaveSettings
+from dataclasses import replace
+from otel_bridge.config import load_settings
 from otel_bridge.records import read_span_file
 from otel_bridge.sinks.weave import WeaveSink
 from pathlib import Path
-sink = WeaveSink(Settings(weave=WeaveSettings(project={project!r})))
+settings = load_settings().with_exporters(("weave",))  # the server's credentials and URL from the env
+sink = WeaveSink(replace(settings, weave=replace(settings.weave, project={project!r})))
 spans = [s for p in {[str(p) for p in live.span_files]!r} for s in read_span_file(Path(p))]
 sample_roots = [i for i, s in enumerate(spans) if s.name == "inspect.sample"]
 sink.consume([s for s in spans[: sample_roots[3] + 1] if s.name != "inspect.task"])
