@@ -23,7 +23,7 @@ from otel_bridge.records import SpanRecord, read_span_file
 from otel_bridge.sinks.base import DeliveryError, RecordSink
 from otel_bridge.sinks.file import FileRecordSink
 from tests.support.collector import free_port
-from tests.support.wandb_log import find_run_dirs, load_run
+from tests.support.wandb_log import find_run_dirs, wait_for_run
 from tests.test_delivery import recorded  # noqa: F401  (the module fixture: a real eval's span file)
 from tests.test_wandb_sink import _comparable
 from tests.test_weave_sink import Run, canonical, unique
@@ -81,7 +81,7 @@ class Destination:
             return canonical(self.server, self.project)
         if self.kind == "wandb":
             [run_dir] = find_run_dirs(self.root / "wandb")
-            return _comparable(load_run(run_dir))
+            return _comparable(wait_for_run(run_dir))  # finish() returns before wandb-core is done
         keys = Counter(
             (r.trace_id, r.span_id)
             for path in (self.root / "files").glob("*.jsonl")

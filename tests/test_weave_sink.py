@@ -23,6 +23,7 @@ import pytest
 from inspect_ai.log import EvalLog, read_eval_log
 
 from otel_bridge.config import Settings, WeaveSettings, load_settings
+from otel_bridge.sinks.base import DeliveryError
 from otel_bridge.sinks.weave import WeaveSink
 from otel_bridge.wandb_env import credentials_problem
 from tests.weave_server.harness import WeaveServer
@@ -431,8 +432,9 @@ def test_no_credentials_means_one_message_and_no_prompt(
     sink = WeaveSink(Settings(weave=WeaveSettings(project="e/p")))
     started = SpanRecord("a" * 32, "b" * 16, None, "inspect.task.started", 1, 1, 1, {"inspect.eval_id": "E"})
     t = time.monotonic()
-    sink.consume([started])
-    sink.consume([started])
+    for _ in range(2):  # refused honestly each time (the writes are kept), said once
+        with pytest.raises(DeliveryError):
+            sink.consume([started])
     sink.finalize_incomplete("end")
     sink.close()
     assert time.monotonic() - t < 2

@@ -114,11 +114,11 @@ class WandbSink(RecordSink):
             self._raise_if_held()
 
     def flush(self, timeout_s: float) -> bool:
-        """True when every run that is due has started and taken its writes (none is held)."""
+        """True when every run that is due has started and taken its writes (none is held), and
+        no ended run still waits for spans in flight (it finishes when they arrive, or at close)."""
         with self._lock:
             self._retry_held()
-            self._apply(self.translator.finish_pending())
-            return not self._held
+            return not self._held and not self.translator.waiting
 
     def finalize_incomplete(self, reason: str) -> None:
         with self._lock:

@@ -20,11 +20,9 @@ weave is imported lazily (only when a write is due); no credentials means one me
 from __future__ import annotations
 
 import contextlib
-import datetime
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from otel_bridge import notify
@@ -41,11 +39,13 @@ from otel_bridge.sinks.weave_calls import (
     SUMMARIZE_OP,
     SYNC_HINT,
     WEAVE_SETTINGS,
+    EvalHandle,
     SampleError,
     bounded,
     drop_orphan_rows,
     find_evaluation,
     prediction_rows,
+    record_op,
     ts,
     weave_classes,
     weave_objects,
@@ -60,21 +60,6 @@ from otel_bridge.translate.weave import (
     Write,
 )
 from otel_bridge.wandb_env import credentials_problem, run_project_path
-
-
-@dataclass
-class _EvalHandle:
-    """What the sink knows about one evaluation on the server."""
-
-    call_id: str
-    trace_id: str
-    op_uri: str
-    started_at: datetime.datetime
-    evaluation: Any
-    model: Any
-    ended: bool
-    existing: set[str] = field(default_factory=set)
-    owned: bool = True  # started by this process (its end may go through weave's eager path)
 
 
 class WeaveSink(RecordSink):
@@ -104,7 +89,7 @@ class WeaveSink(RecordSink):
         self._connect_result: dict[str, Any] = {}
         self._applied_at: dict[str, float] = {}
         self._rewritten: set[str] = set()
-        self._evals: dict[str, _EvalHandle] = {}
+        self._evals: dict[str, EvalHandle] = {}
         self._ops: dict[str, Any] = {}
         self._queued_calls = 0
         self.stats = {"evaluations": 0, "adopted": 0, "predictions": 0, "skipped": 0, "finished": 0}
@@ -279,18 +264,7 @@ class WeaveSink(RecordSink):
             result["error"] = exc
 
     def _op(self, name: str, eager: bool = False) -> Any:
-        """One weave op per stable name (code capture off: these are records, not functions)."""
-        op = self._ops.get(name)
-        if op is None:
-            import weave
-
-            def record(*args: Any, **kwargs: Any) -> None:
-                return None
-
-            record.__name__ = name.replace(".", "_")
-            op = weave.op(record, name=name, enable_code_capture=False, eager_call_start=eager)
-            self._ops[name] = op
-        return op
+        return record_op(self._ops, name, eager)
 
     # --- applying writes --------------------------------------------------------------------------
 
@@ -321,7 +295,7 @@ class WeaveSink(RecordSink):
             use_stack=False,
             started_at=started,
         )
-        self._evals[w.eval_id] = _EvalHandle(
+        self._evals[w.eval_id] = EvalHandle(
             call_id=call.id,
             trace_id=call.trace_id,
             op_uri=call.op_name,
@@ -334,8 +308,8 @@ class WeaveSink(RecordSink):
         if w.eval_id in self._rewritten:  # rows of a lost evaluate call: under the new one only
             drop_orphan_rows(client, w.eval_id, call.id)
 
-    def _adopt(self, client: Any, call: Any, evaluation: Any, model: Any) -> _EvalHandle:
-        handle = _EvalHandle(
+    def _adopt(self, client: Any, call: Any, evaluation: Any, model: Any) -> EvalHandle:
+        handle = EvalHandle(
             call_id=call.id,
             trace_id=call.trace_id,
             op_uri=call.op_name,
@@ -351,7 +325,7 @@ class WeaveSink(RecordSink):
             client.delete_calls(partial)
         return handle
 
-    def _proxy(self, client: Any, h: _EvalHandle) -> Any:
+    def _proxy(self, client: Any, h: EvalHandle) -> Any:
         """A fresh parent object per row, so the evaluate call holds no live children (memory)."""
         return evaluate_call_handle(client.project_id, h.op_uri, h.trace_id, h.call_id, h.started_at)
 

@@ -6,6 +6,7 @@ import datetime
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from otel_bridge.translate.weave import StartEvaluation
@@ -162,3 +163,33 @@ def drop_orphan_rows(client: Any, eval_id: str, parent_id: str) -> None:
     ]
     if orphans:
         client.delete_calls(orphans)
+
+
+@dataclass
+class EvalHandle:
+    """What the sink knows about one evaluation on the server."""
+
+    call_id: str
+    trace_id: str
+    op_uri: str
+    started_at: datetime.datetime
+    evaluation: Any
+    model: Any
+    ended: bool
+    existing: set[str] = field(default_factory=set)
+    owned: bool = True  # started by this process (its end may go through weave's eager path)
+
+
+def record_op(cache: dict[str, Any], name: str, eager: bool = False) -> Any:
+    """One weave op per stable name (code capture off: these are records, not functions)."""
+    op = cache.get(name)
+    if op is None:
+        import weave
+
+        def record(*args: Any, **kwargs: Any) -> None:
+            return None
+
+        record.__name__ = name.replace(".", "_")
+        op = weave.op(record, name=name, enable_code_capture=False, eager_call_start=eager)
+        cache[name] = op
+    return op
