@@ -93,6 +93,7 @@ class _Run:
     end_ns: int | None = None
     end_status: str | None = None  # set when the run / eval-set span has ended
     end_message: str = ""
+    expected_evals: set[str] = field(default_factory=set)  # every task × model its run spans name
 
 
 class WandbTranslator:
@@ -368,6 +369,9 @@ class WandbTranslator:
             status = "incomplete" if r.status == "ERROR" else "success"
         run.run_status[inspect_run] = str(status)
         run.run_order.append(inspect_run)
+        evals = r.attr(c.RUN_EVAL_IDS)
+        if isinstance(evals, list):
+            run.expected_evals.update(str(e) for e in evals)
         if run.eval_set_id is None:
             run.end_ns = r.end_ns
             run.end_status = str(status)
@@ -384,7 +388,9 @@ class WandbTranslator:
         return []
 
     def _finish(self, run: _Run, force: bool = False) -> list[Write]:
-        if not force and any(p.open_evals or _samples_missing(p) for p in run.pairs.values()):
+        ended = {e for p in run.pairs.values() for e in p.ended_evals}
+        waiting = any(p.open_evals or _samples_missing(p) for p in run.pairs.values())
+        if not force and (waiting or not run.expected_evals <= ended):
             return []  # a task span or a sample of this run has not arrived yet: wait for it
         run.finished = True
         status, exit_code = run_outcome(run.end_status, {p.status for p in run.pairs.values()})
