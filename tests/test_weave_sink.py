@@ -355,6 +355,36 @@ os._exit(0)  # killed: no finalize, no task end
     assert canonical(weave_server, project) == canonical(weave_server, live.project)
 
 
+def test_killed_between_summary_and_end_a_replay_writes_no_second_summary(
+    weave_server: WeaveServer, live: Run
+) -> None:
+    """The narrowest crash window: Evaluation.summarize written, the evaluate call not yet ended."""
+    project = unique("summary-window")
+    code = f"""
+import os
+from dataclasses import replace
+from otel_bridge.config import load_settings
+from otel_bridge.records import read_span_file
+from otel_bridge.sinks.weave import WeaveSink
+from pathlib import Path
+settings = load_settings().with_exporters(("weave",))
+sink = WeaveSink(replace(settings, weave=replace(settings.weave, project={project!r})))
+real_end = sink._end
+def end(client, call, output, end_ns, error=None):  # the kill, at exactly that point
+    real_end(client, call, output, end_ns, error)
+    if "Evaluation.summarize" in str(call.op_name):
+        client.flush()
+        os._exit(0)
+sink._end = end
+sink.consume([s for p in {[str(p) for p in live.span_files]!r} for s in read_span_file(Path(p))])
+"""
+    weave_server.run_python(code, project, extra_env={"PYTHONPATH": str(ROOT)})
+    summaries = [c for c in weave_server.calls(project) if short(c["op_name"]) == "Evaluation.summarize"]
+    assert len(summaries) == 1  # the first evaluation's summary, then the "kill"
+    assert sync(weave_server, project, live.span_files).returncode == 0
+    assert canonical(weave_server, project) == canonical(weave_server, live.project)
+
+
 def test_task_error_and_cancellation_show_failed(weave_server: WeaveServer, tmp_path: Path) -> None:
     project = unique("failing")
     (tmp_path / "err").mkdir()

@@ -319,7 +319,7 @@ class WeaveSink(RecordSink):
             ended=call.ended_at is not None,
             owned=False,
         )
-        ended, partial = prediction_rows(client, call.id)
+        ended, partial, handle.summarized = prediction_rows(client, call.id)
         handle.existing.update(ended)
         if partial:
             client.delete_calls(partial)
@@ -421,15 +421,17 @@ class WeaveSink(RecordSink):
         if h is None or h.ended:
             return
         proxy = self._proxy(client, h)
-        summarize = self._call(
-            client,
-            proxy,
-            SUMMARIZE_OP,
-            {"self": h.evaluation},
-            start_ns=w.end_ns,
-            attributes={"_weave_eval_meta": {"imperative": True}},
-        )
-        self._end(client, summarize, dict(w.output), w.end_ns)
+        if not h.summarized:  # a process killed between the summary and the end wrote it already
+            summarize = self._call(
+                client,
+                proxy,
+                SUMMARIZE_OP,
+                {"self": h.evaluation},
+                start_ns=w.end_ns,
+                attributes={"_weave_eval_meta": {"imperative": True}},
+            )
+            self._end(client, summarize, dict(w.output), w.end_ns)
+            h.summarized = True
         if w.usage:
             proxy.summary = {"usage": {m: dict(u) for m, u in w.usage.items()}}
         if not h.owned:

@@ -132,13 +132,17 @@ def find_evaluation(client: Any, eval_id: str) -> Any:
     return found[0]
 
 
-def prediction_rows(client: Any, call_id: str) -> tuple[set[str], list[str]]:
-    """An evaluation's prediction rows on the server: keys of the ended ones, ids of half-written ones."""
+def prediction_rows(client: Any, call_id: str) -> tuple[set[str], list[str], bool]:
+    """An evaluation's rows on the server: keys of the ended ones, ids of half-written ones, and
+    whether its summary call (ended) exists."""
     ended: set[str] = set()
     partial: list[str] = []
+    summarized = False
     for child in client.get_calls(
         filter={"parent_ids": [call_id]}, columns=["id", "op_name", "ended_at", "attributes"]
     ):
+        if SUMMARIZE_OP in str(child.op_name) and child.ended_at is not None:
+            summarized = True
         key = inspect_attr(child, "key")
         if key is None or PREDICT_AND_SCORE_OP not in str(child.op_name):
             continue
@@ -146,7 +150,7 @@ def prediction_rows(client: Any, call_id: str) -> tuple[set[str], list[str]]:
             partial.append(child.id)
         else:
             ended.add(str(key))
-    return ended, partial
+    return ended, partial, summarized
 
 
 def drop_orphan_rows(client: Any, eval_id: str, parent_id: str) -> None:
@@ -177,6 +181,7 @@ class EvalHandle:
     model: Any
     ended: bool
     existing: set[str] = field(default_factory=set)
+    summarized: bool = False  # its Evaluation.summarize call exists
     owned: bool = True  # started by this process (its end may go through weave's eager path)
 
 
