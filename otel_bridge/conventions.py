@@ -95,6 +95,7 @@ SAMPLE_ATTEMPT: Final = "inspect.sample.attempt"
 EVAL_SET_LOG_DIR: Final = "inspect.eval_set.log_dir"
 RUN_TASK_NAMES: Final = "inspect.run.task_names"
 RUN_STATUS: Final = "inspect.run.status"
+RUN_EVAL_IDS: Final = "inspect.run.eval_ids"  # every task × model of the run (set when it ends)
 COMMAND_LINE: Final = "inspect.command_line"
 INSPECT_VERSION: Final = "inspect.version"
 BRIDGE_VERSION: Final = "inspect.bridge.version"

@@ -15,6 +15,7 @@ from otel_bridge.config import CoreSettings, Settings
 from otel_bridge.exporters.otlp import otlp_endpoint
 from otel_bridge.otlp_json import json_to_request
 from otel_bridge.records import FileReadReport, SpanRecord, read_span_file
+from otel_bridge.sinks.base import DeliveryError
 
 TARGETS = ("weave", "wandb", "otlp")
 BATCH = 500
@@ -112,7 +113,10 @@ def sync_paths(
         for batch in _batches(read_span_file(path, file_report), BATCH):
             report.spans += len(batch)
             for sink in sinks:
-                sink.consume(batch)
+                try:
+                    sink.consume(batch)
+                except DeliveryError:
+                    continue  # the sink keeps what is due and retries it; flush below says
                 report.delivered[sink.name] = report.delivered.get(sink.name, 0) + len(batch)
         damage = _describe_damage(file_report)
         if damage:
@@ -124,9 +128,14 @@ def sync_paths(
             on_progress(done_bytes, total_bytes)
     for sink in sinks:
         sink.finalize_incomplete("the task never finished (the process stopped before its end was recorded)")
-        sink.flush(settings.core.flush_timeout_s * 12)
+        confirmed = sink.flush(settings.core.flush_timeout_s * 12)
         problem = sink.problem()
         if problem:
             report.problems.append(f"{sink.name}: {problem}")
+        elif not confirmed:
+            report.problems.append(
+                f"{sink.name}: not every write was confirmed; "
+                "run the same sync again (it adds only what is missing)"
+            )
         sink.close()
     return report

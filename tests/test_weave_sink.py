@@ -23,6 +23,7 @@ import pytest
 from inspect_ai.log import EvalLog, read_eval_log
 
 from otel_bridge.config import Settings, WeaveSettings, load_settings
+from otel_bridge.sinks.base import DeliveryError
 from otel_bridge.sinks.weave import WeaveSink
 from otel_bridge.wandb_env import credentials_problem
 from tests.weave_server.harness import WeaveServer
@@ -317,7 +318,9 @@ def test_server_down_changes_nothing_for_inspect_and_sync_delivers(
     assert all(log.status == "success" for log in offline.logs)
     assert offline.seconds < 90
     assert "Weave" in offline.proc.stderr and "otel-bridge sync" in offline.proc.stderr
-    assert offline.proc.stderr.count("Weave export is off") == 1
+    # one line when it fails (the sink keeps retrying), one at exit naming the command that delivers
+    assert offline.proc.stderr.count("cannot reach Weave") == 1, offline.proc.stderr[-3000:]
+    assert offline.proc.stderr.count("Weave did not confirm every write") == 1
     assert weave_server.evaluations(offline.project) == []
     result = sync(weave_server, offline.project, offline.span_files)
     assert result.returncode == 0, result.stderr
@@ -348,6 +351,36 @@ os._exit(0)  # killed: no finalize, no task end
     weave_server.run_python(code, project, extra_env={"PYTHONPATH": str(ROOT)})
     [running, *_] = weave_server.evaluations(project)
     assert weave_server.evaluation_status(project, running["id"])["code"] == "running"
+    assert sync(weave_server, project, live.span_files).returncode == 0
+    assert canonical(weave_server, project) == canonical(weave_server, live.project)
+
+
+def test_killed_between_summary_and_end_a_replay_writes_no_second_summary(
+    weave_server: WeaveServer, live: Run
+) -> None:
+    """The narrowest crash window: Evaluation.summarize written, the evaluate call not yet ended."""
+    project = unique("summary-window")
+    code = f"""
+import os
+from dataclasses import replace
+from otel_bridge.config import load_settings
+from otel_bridge.records import read_span_file
+from otel_bridge.sinks.weave import WeaveSink
+from pathlib import Path
+settings = load_settings().with_exporters(("weave",))
+sink = WeaveSink(replace(settings, weave=replace(settings.weave, project={project!r})))
+real_end = sink._end
+def end(client, call, output, end_ns, error=None):  # the kill, at exactly that point
+    real_end(client, call, output, end_ns, error)
+    if "Evaluation.summarize" in str(call.op_name):
+        client.flush()
+        os._exit(0)
+sink._end = end
+sink.consume([s for p in {[str(p) for p in live.span_files]!r} for s in read_span_file(Path(p))])
+"""
+    weave_server.run_python(code, project, extra_env={"PYTHONPATH": str(ROOT)})
+    summaries = [c for c in weave_server.calls(project) if short(c["op_name"]) == "Evaluation.summarize"]
+    assert len(summaries) == 1  # the first evaluation's summary, then the "kill"
     assert sync(weave_server, project, live.span_files).returncode == 0
     assert canonical(weave_server, project) == canonical(weave_server, live.project)
 
@@ -429,8 +462,9 @@ def test_no_credentials_means_one_message_and_no_prompt(
     sink = WeaveSink(Settings(weave=WeaveSettings(project="e/p")))
     started = SpanRecord("a" * 32, "b" * 16, None, "inspect.task.started", 1, 1, 1, {"inspect.eval_id": "E"})
     t = time.monotonic()
-    sink.consume([started])
-    sink.consume([started])
+    for _ in range(2):  # refused honestly each time (the writes are kept), said once
+        with pytest.raises(DeliveryError):
+            sink.consume([started])
     sink.finalize_incomplete("end")
     sink.close()
     assert time.monotonic() - t < 2

@@ -32,7 +32,7 @@ from otel_bridge.config import Settings, load_settings
 from otel_bridge.exporters.worker_protocol import REPORTED, Ack, ack_frame, parse_control
 from otel_bridge.otlp_json import OtlpJsonError, json_to_request, readable_spans
 from otel_bridge.records import from_request
-from otel_bridge.sinks.base import RecordSink
+from otel_bridge.sinks.base import DeliveryError, RecordSink
 from otel_bridge.sinks.registry import make_record_sink
 
 #: The most span data the worker holds that its sink has not taken yet.
@@ -194,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         try:
             target.take(line)
+        except DeliveryError:
+            pass  # the sink said why once and keeps the writes; it tells again at close if they stay
         except OtlpJsonError as exc:  # not expected from the parent; never fatal
             notify.say(f"the {name} exporter got a malformed batch ({exc}); skipped.", key="worker-bad-batch")
         except Exception as exc:

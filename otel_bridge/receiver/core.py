@@ -53,6 +53,9 @@ class Receiver:
         self._drain = threading.Event()
         self._abort = threading.Event()
         self._uncommitted: Position | None = None
+        self._delivered_to: Position | None = None
+        self._failing: tuple[str, str, float] | None = None  # sink, error, since (monotonic)
+        self._unconfirmed_since: float | None = None
         self._open_tasks: dict[str, float] = {}
         self._ended: deque[str] = deque(maxlen=10_000)
         self._ended_set: set[str] = set()
@@ -192,6 +195,12 @@ class Receiver:
             self.spool.wake()
             self._worker.join(10)
         drained = not self._worker.is_alive() and not self._abort.is_set()
+        if self._worker.is_alive():
+            # still inside a sink call: closing the sinks under it would race; the process ends,
+            # and everything not committed is replayed on the next start
+            notify.say("the receiver's worker did not stop in time; undelivered spans stay in the spool.")
+            self.spool.close()
+            return False
         if self._uncommitted is not None:
             self._flush_and_commit(self._uncommitted)
         for sink in self.sinks:
@@ -212,6 +221,7 @@ class Receiver:
         return self._worker.is_alive()
 
     def health(self) -> tuple[bool, dict[str, Any]]:
+        """Liveness plus what is not delivered yet; ``ok`` is False only when delivery stopped."""
         ok = self.worker_alive and not self._closing
         problems: dict[str, str | None] = {}
         for sink in self.sinks:
@@ -219,14 +229,28 @@ class Receiver:
                 problems[sink.name] = sink.problem()
             except Exception as exc:
                 problems[sink.name] = f"{type(exc).__name__}: {exc}"
-        return ok, {
-            "status": "ok" if ok else ("stopping" if self._closing else "worker stopped"),
+        now = time.monotonic()
+        status = "ok" if ok else ("stopping" if self._closing else "worker stopped")
+        doc: dict[str, Any] = {
+            "status": status,
             "pending_bytes": self.spool.pending_bytes(),
             "delivered_spans": self.delivered_spans,
             "dead_lettered_entries": self.dead_lettered,
             "open_tasks": len(self._open_tasks),
             "sinks": problems,
         }
+        if ok and self._failing is not None:
+            name, why, since = self._failing
+            doc["status"] = "degraded"
+            doc["failing"] = {"sink": name, "error": why, "for_s": round(now - since, 1)}
+        if ok and self._unconfirmed_since is not None:
+            doc["status"] = "degraded"
+            doc["unconfirmed_for_s"] = round(now - self._unconfirmed_since, 1)
+        if self.dead_lettered:
+            path = self.spool.directory / "dead-letter.jsonl"
+            names = ",".join(s.name for s in self.sinks if s.name in ("weave", "wandb")) or "weave,wandb"
+            doc["dead_letter"] = {"path": str(path), "deliver_with": f"otel-bridge sync {path} --to {names}"}
+        return ok, doc
 
     # -- worker ----------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -244,11 +268,13 @@ class Receiver:
                 for entry in entries:
                     if not self._deliver(entry):
                         return  # aborted while a sink kept failing: replayed on next start
+                    self._delivered_to = entry.end
                 self._flush_and_commit(entries[-1].end)
                 self._check_stale()
-            except Exception as exc:  # a bug must not silently stop delivery
+            except Exception as exc:  # a bug must not silently stop delivery, nor skip entries
                 notify.say(f"receiver worker error ({type(exc).__name__}: {exc}); continuing.")
-                time.sleep(0.5)
+                self.spool.rewind(self._delivered_to or self.spool.committed)
+                self._abort.wait(0.5)
 
     def _deliver(self, entry: Entry) -> bool:
         try:
@@ -270,10 +296,13 @@ class Receiver:
                 except Exception as exc:
                     failed.append((sink, exc))
             if not failed:
+                self._failing = None
                 break
             pending = [s for s, _ in failed]
             sink, error = failed[0]
             why = f"{type(error).__name__}: {error}"
+            since = self._failing[2] if self._failing is not None else time.monotonic()
+            self._failing = (sink.name, why, since)
             if self._abort.is_set():
                 return False
             if time.monotonic() >= deadline:
@@ -306,14 +335,18 @@ class Receiver:
         if ok:
             self.spool.commit(position)
             self._uncommitted = None
+            self._unconfirmed_since = None
         else:
             self._uncommitted = position
+            if self._unconfirmed_since is None:
+                self._unconfirmed_since = time.monotonic()
 
     # -- stale tasks -----------------------------------------------------------------------------
     def _track(self, records: Iterable[SpanRecord]) -> None:
         now = time.monotonic()
         for r in records:
-            task = r.attributes.get(c.TASK_ID)
+            # one attempt of a task: eval-set retries share the task id, not the eval id
+            task = r.attributes.get(c.EVAL_ID) or r.attributes.get(c.TASK_ID)
             if not isinstance(task, str) or not task:
                 continue
             if r.name == c.SPAN_TASK:

@@ -318,6 +318,12 @@ class Spool:
                 break
         return out
 
+    def rewind(self, position: Position) -> None:
+        """Read again from ``position`` (entries read but not delivered are not skipped)."""
+        with self._lock:
+            if position < self.cursor:
+                self.cursor = max(position, self.committed)
+
     def iter_unread(self) -> Iterator[Entry]:
         """Stream everything after the committed offset without moving the read cursor (startup only)."""
         saved = self.cursor

@@ -4,6 +4,17 @@ Every source — the eval's worker processes, the OTLP receiver, ``otel-bridge s
 public span exporters — hands ended spans to a ``RecordSink`` as ``SpanRecord``s, so one
 translation serves them all. Like the SDK's ``SpanExporter``, every method is declared here with
 its default; a sink overrides what it needs, and callers never probe for optional methods.
+
+A sink tells the truth (``tests/test_sink_contract.py`` holds every real sink to it):
+
+- ``consume`` raises ``DeliveryError`` when what the records make due could not be written. The
+  sink keeps those writes and retries them on its next ``consume``, ``flush`` or ``close``, so a
+  caller retries by calling again (with the same records or new ones) and never loses a write by
+  retrying; a source that gives up keeps the records (the receiver's spool, the span file).
+- ``flush`` returns True only when every write so far is confirmed by the backend (read back, not
+  just queued); False means "not yet": nothing given to the sink may be considered delivered.
+- A sink that could not reach its backend retries the connection with a bounded backoff; it never
+  disables itself for the rest of the process because of a transient failure.
 """
 
 from __future__ import annotations
@@ -11,6 +22,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from otel_bridge.records import SpanRecord
+
+
+class DeliveryError(RuntimeError):
+    """The sink could not write what is due now; it keeps it and retries it (see the contract)."""
 
 
 class RecordSink:

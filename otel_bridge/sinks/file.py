@@ -10,16 +10,20 @@ replay after a crash idempotent.
 from __future__ import annotations
 
 import os
+import threading
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
+from otel_bridge import conventions as c
 from otel_bridge import spanfiles
 from otel_bridge.otlp_json import request_to_json
 from otel_bridge.records import FileReadReport, NotASpanFile, SpanRecord, read_span_file, to_request
-from otel_bridge.sinks.base import RecordSink
+from otel_bridge.sinks.base import DeliveryError, RecordSink
 from otel_bridge.spanfiles import SUFFIX
+
+_RUN_ENDS = frozenset({c.SPAN_RUN, c.SPAN_EVAL_SET})
 
 
 class FileRecordSink(RecordSink):
@@ -37,6 +41,9 @@ class FileRecordSink(RecordSink):
         self._order: deque[tuple[str, str]] = deque()
         self._remember_max = remember
         self._error: str | None = None
+        self._lock = threading.Lock()
+        self._dirty: set[str] = set()
+        self._ended: set[str] = set()
         self._load_recent()
 
     def _remember(self, key: tuple[str, str]) -> None:
@@ -70,14 +77,18 @@ class FileRecordSink(RecordSink):
         return path
 
     def consume(self, records: Sequence[SpanRecord]) -> None:
+        with self._lock:
+            self._consume(records)
+
+    def _consume(self, records: Sequence[SpanRecord]) -> None:
         groups: dict[str, list[SpanRecord]] = {}
         for r in records:
             if (r.trace_id, r.span_id) not in self._seen:
                 groups.setdefault(spanfiles.file_key(r.attributes), []).append(r)
         if not groups:
             return
-        self.directory.mkdir(parents=True, exist_ok=True)
         try:
+            self.directory.mkdir(parents=True, exist_ok=True)
             for key, group in groups.items():
                 handle = self._handles.get(key)
                 if handle is None:
@@ -85,31 +96,43 @@ class FileRecordSink(RecordSink):
                     self._handles[key] = handle
                 handle.write(request_to_json(to_request(group)) + "\n")
                 handle.flush()
+                self._dirty.add(key)
+                if any(r.name in _RUN_ENDS for r in group):
+                    self._ended.add(key)  # closed after its next fsync: file handles stay bounded
                 for r in group:
                     self._remember((r.trace_id, r.span_id))
                 self.written += len(group)
         except OSError as exc:
             self._error = f"cannot write span files in {self.directory} ({exc})"
-            raise
+            raise DeliveryError(self._error) from exc
 
     def flush(self, timeout_s: float) -> bool:
-        try:
-            for handle in self._handles.values():
-                handle.flush()
-                os.fsync(handle.fileno())
-        except OSError as exc:
-            self._error = f"cannot write span files in {self.directory} ({exc})"
-            return False
-        return True
+        """fsync what was written since the last flush; close the files of runs that ended."""
+        with self._lock:
+            try:
+                for key in list(self._dirty):
+                    os.fsync(self._handles[key].fileno())
+                    self._dirty.discard(key)
+            except OSError as exc:
+                self._error = f"cannot write span files in {self.directory} ({exc})"
+                return False
+            for key in list(self._ended):
+                handle = self._handles.pop(key, None)
+                if handle is not None:
+                    handle.close()
+                self._ended.discard(key)
+            return True
 
     def finalize_incomplete(self, reason: str) -> None:
         """Span files hold raw spans; there is no task state to end."""
 
     def close(self) -> None:
         self.flush(0)
-        for handle in self._handles.values():
-            handle.close()
-        self._handles.clear()
+        with self._lock:
+            for handle in self._handles.values():
+                handle.close()
+            self._handles.clear()
+            self._dirty.clear()
 
     def problem(self) -> str | None:
         return self._error

@@ -22,7 +22,7 @@ from typing import Any
 from otel_bridge import notify
 from otel_bridge.config import Settings
 from otel_bridge.records import SpanRecord
-from otel_bridge.sinks.base import RecordSink
+from otel_bridge.sinks.base import DeliveryError, RecordSink
 from otel_bridge.translate.wandb import (
     EXIT_INCOMPLETE,
     DefineMetric,
@@ -93,7 +93,10 @@ class WandbSink(RecordSink):
         self.translator = WandbTranslator(wandb_options(settings))
         self.project, self.entity = run_project(settings)
         self._runs: dict[str, Any] = {}
-        self._dead: set[str] = set()  # runs that could not start: their writes are dropped
+        # runs that could not start: their writes, kept in order for the next attempt
+        self._held: dict[str, list[Write]] = {}
+        self._retry_at = 0.0
+        self._retry_delay = 1.0
         self._offline_dirs: dict[str, str] = {}
         self._problems: list[str] = []
         self._lock = threading.Lock()
@@ -106,15 +109,20 @@ class WandbSink(RecordSink):
     # ---------------------------------------------------------------- RecordSink
     def consume(self, records: Sequence[SpanRecord]) -> None:
         with self._lock:
+            self._retry_held()
             self._apply(self.translator.translate(records))
+            self._raise_if_held()
 
     def flush(self, timeout_s: float) -> bool:
+        """True when every run that is due has started and taken its writes (none is held), and
+        no ended run still waits for spans in flight (it finishes when they arrive, or at close)."""
         with self._lock:
-            self._apply(self.translator.finish_pending())
-        return True
+            self._retry_held()
+            return not self._held and not self.translator.waiting
 
     def finalize_incomplete(self, reason: str) -> None:
         with self._lock:
+            self._retry_held()
             self._apply(self.translator.finalize_incomplete(reason))
 
     def close(self) -> None:
@@ -153,10 +161,13 @@ class WandbSink(RecordSink):
     # ---------------------------------------------------------------- applying writes
     def _apply(self, writes: list[Write]) -> None:
         for write in writes:
-            if write.run in self._dead:
+            held = self._held.get(write.run)
+            if held is not None:
+                held.append(write)
                 continue
             if isinstance(write, StartRun):
-                self._start(write)
+                if not self._start(write):
+                    self._held[write.run] = [write]
                 continue
             run = self._runs.get(write.run)
             if run is None:
@@ -165,6 +176,24 @@ class WandbSink(RecordSink):
             if isinstance(write, FinishRun):
                 self._runs.pop(write.run, None)
                 self._after_finish(write.run, run)
+
+    def _retry_held(self) -> None:
+        """Start again the runs that could not start (bounded backoff), then give them their writes."""
+        if not self._held or time.monotonic() < self._retry_at:
+            return
+        held, self._held = self._held, {}
+        for writes in held.values():
+            self._apply(writes)
+        if self._held:
+            self._retry_at = time.monotonic() + self._retry_delay
+            self._retry_delay = min(self._retry_delay * 2, 60.0)
+        else:
+            self._retry_delay = 1.0
+
+    def _raise_if_held(self) -> None:
+        if self._held:
+            runs = ", ".join(sorted(self._held))
+            raise DeliveryError(f"W&B run(s) {runs} could not start; their writes are kept and retried")
 
     def _call(self, key: str, what: str, action: Any) -> None:
         try:
@@ -225,7 +254,7 @@ class WandbSink(RecordSink):
                 continue
             run.save(str(path), base_path=str(path.parent), policy="now")
 
-    def _start(self, w: StartRun) -> None:
+    def _start(self, w: StartRun) -> bool:
         try:
             if self._wandb is None:
                 import wandb
@@ -254,15 +283,17 @@ class WandbSink(RecordSink):
                 self._note_offline(f"wandb.init failed ({type(exc).__name__})")
                 run = self._init(w, "offline")
         except Exception as exc:
-            self._dead.add(w.run)
-            self._problems.append(f"W&B run {w.run} could not start ({type(exc).__name__}: {exc})")
-            return
+            message = f"W&B run {w.run} could not start ({type(exc).__name__}: {exc})"
+            if message not in self._problems:
+                self._problems.append(message)
+            return False
         self._runs[w.run] = run
         # after init, not in it: wandb.init drops empty nested values ({} model args) that
         # config.update keeps, and the config must not depend on which pair came first
         self._call(w.run, "config", lambda: run.config.update(w.config, allow_val_change=True))
         if getattr(run, "offline", False):
             self._offline_dirs[w.run] = str(run.settings.sync_dir)
+        return True
 
     def _note_offline(self, why: str) -> None:
         message = f"{why}; W&B runs are written offline (upload later with `wandb sync`)"

@@ -19,17 +19,17 @@ weave is imported lazily (only when a write is due); no credentials means one me
 
 from __future__ import annotations
 
-import datetime
+import contextlib
 import threading
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from otel_bridge import notify
 from otel_bridge._upstream import evaluate_call_handle, route_end_of_foreign_call
 from otel_bridge.config import Settings
 from otel_bridge.records import SpanRecord
-from otel_bridge.sinks.base import RecordSink
+from otel_bridge.sinks.base import DeliveryError, RecordSink
 from otel_bridge.sinks.weave_calls import (
     EVALUATE_OP,
     FLUSH_EVERY_CALLS,
@@ -39,12 +39,18 @@ from otel_bridge.sinks.weave_calls import (
     SUMMARIZE_OP,
     SYNC_HINT,
     WEAVE_SETTINGS,
+    EvalHandle,
     SampleError,
     bounded,
-    inspect_attr,
+    drop_orphan_rows,
+    find_evaluation,
+    prediction_rows,
+    record_op,
     ts,
     weave_classes,
+    weave_objects,
 )
+from otel_bridge.sinks.weave_delivery import Backoff, Ledger
 from otel_bridge.translate.weave import (
     CallSpec,
     FinishEvaluation,
@@ -54,21 +60,6 @@ from otel_bridge.translate.weave import (
     Write,
 )
 from otel_bridge.wandb_env import credentials_problem, run_project_path
-
-
-@dataclass
-class _EvalHandle:
-    """What the sink knows about one evaluation on the server."""
-
-    call_id: str
-    trace_id: str
-    op_uri: str
-    started_at: datetime.datetime
-    evaluation: Any
-    model: Any
-    ended: bool
-    existing: set[str] = field(default_factory=set)
-    owned: bool = True  # started by this process (its end may go through weave's eager path)
 
 
 class WeaveSink(RecordSink):
@@ -85,11 +76,20 @@ class WeaveSink(RecordSink):
             traces=settings.weave.traces, content=settings.content.capture, wandb_project=wandb_project
         )
         self.connect_timeout_s = connect_timeout_s or max(20.0, settings.core.flush_timeout_s)
+        #: Unconfirmed writes are written again once missing for this long (a server may lag).
+        self.rewrite_after_s = max(10.0, 2 * settings.core.flush_timeout_s)
+        self.ledger = Ledger()
         self._lock = threading.RLock()
         self._client: Any = None
         self._disabled: str | None = None
         self._problem: str | None = None
-        self._evals: dict[str, _EvalHandle] = {}
+        self._last_error: str | None = None
+        self._backoff = Backoff()
+        self._connecting: threading.Thread | None = None
+        self._connect_result: dict[str, Any] = {}
+        self._applied_at: dict[str, float] = {}
+        self._rewritten: set[str] = set()
+        self._evals: dict[str, EvalHandle] = {}
         self._ops: dict[str, Any] = {}
         self._queued_calls = 0
         self.stats = {"evaluations": 0, "adopted": 0, "predictions": 0, "skipped": 0, "finished": 0}
@@ -100,7 +100,8 @@ class WeaveSink(RecordSink):
 
     def consume(self, records: Sequence[SpanRecord]) -> None:
         with self._lock:
-            self._apply(self.translator.feed(records))
+            self.ledger.add(self.translator.feed(records))
+            self._drain()
 
     def finalize_incomplete(self, reason: str) -> None:
         if not self._lock.acquire(timeout=max(1.0, self.settings.core.flush_timeout_s)):
@@ -110,17 +111,35 @@ class WeaveSink(RecordSink):
             )
             return
         try:
-            self._apply(self.translator.finalize(reason))
+            self.ledger.add(self.translator.finalize(reason))
+            self._drain()
+        except DeliveryError:
+            pass  # kept as due: flush/close say what was not confirmed
         finally:
             self._lock.release()
 
     def flush(self, timeout_s: float) -> bool:
+        """True only once the server, read back, holds every write so far."""
         if self.translator.held:
             return False  # rows wait for spans still in flight: not everything is written yet
-        client = self._client
-        if client is None:
-            return self._disabled is None or True
-        return bounded(client.flush, timeout_s)
+        with self._lock:
+            try:
+                self._drain()
+            except DeliveryError:
+                return False
+            if self.ledger.settled:
+                return True
+            client = self._client
+            if client is None:
+                return False
+            # weave's queue can stay wedged on a batch it keeps requeuing: the server, read
+            # back, is the truth either way
+            bounded(client.flush, timeout_s)
+            try:
+                return self._confirm(client)
+            except Exception as exc:  # the server went away while reading back
+                self._unreachable(exc)
+                return False
 
     def close(self) -> None:
         ok = self.flush(max(1.0, self.settings.core.flush_timeout_s))
@@ -131,7 +150,62 @@ class WeaveSink(RecordSink):
             )
 
     def problem(self) -> str | None:
-        return self._problem
+        if self._disabled is not None:
+            return self._problem
+        if self.ledger.settled:
+            return None
+        rows = self.ledger.pending_rows()
+        why = f" ({self._last_error})" if self._last_error else ""
+        return f"{rows} prediction row(s) not yet confirmed by Weave{why}; they are retried"
+
+    # --- delivery ---------------------------------------------------------------------------------
+
+    def _drain(self) -> None:
+        """Apply every due write in order; raise DeliveryError (keeping the rest due) if one fails."""
+        if not self.ledger.due:
+            return
+        client = self._connect()
+        due = self.ledger.due
+        while due:
+            w = due[0]
+            try:
+                self._apply_one(client, w)
+            except Exception as exc:
+                self._unreachable(exc)
+                raise DeliveryError(f"a Weave write failed ({type(exc).__name__}: {str(exc)[:200]})") from exc
+            due.popleft()
+            self.ledger.applied(w)
+            if self._queued_calls >= FLUSH_EVERY_CALLS:
+                self._queued_calls = 0
+                bounded(client.flush, 60.0)
+
+    def _confirm(self, client: Any) -> bool:
+        """Read back each evaluation with unconfirmed writes; write again what stays missing."""
+        ok = True
+        now = time.monotonic()
+        for eval_id in self.ledger.unconfirmed():
+            h = self._evals.get(eval_id)
+            if self.ledger.confirm(client, eval_id, h.call_id if h else None):
+                continue
+            ok = False
+            # a server may show a write a moment late: write again only once it is clearly lost
+            if now - self._applied_at.get(eval_id, now) >= self.rewrite_after_s:
+                self._evals.pop(eval_id, None)  # re-adopt: skips rows the server has, drops half-written
+                self._rewritten.add(eval_id)
+                self.ledger.rewrite(eval_id)
+                self._applied_at.pop(eval_id, None)
+        if not ok:
+            with contextlib.suppress(DeliveryError):
+                self._drain()
+        else:
+            self._last_error = None
+        return ok
+
+    def _unreachable(self, exc: BaseException) -> None:
+        self._last_error = f"{type(exc).__name__}: {str(exc)[:200]}"
+        self._note(
+            f"cannot reach Weave ({self._last_error}); retrying — the writes are kept until it confirms"
+        )
 
     # --- client ---------------------------------------------------------------------------------
 
@@ -146,105 +220,68 @@ class WeaveSink(RecordSink):
             self._problem = message
         notify.say(message, key=f"weave:{message[:60]}")
 
-    def _ensure_client(self) -> Any:
-        if self._client is not None or self._disabled is not None:
+    def _connect(self) -> Any:
+        """The weave client; DeliveryError while it cannot be had (reconnects with a backoff)."""
+        if self._client is not None:
             return self._client
+        if self._disabled is not None:
+            raise DeliveryError(self._disabled)
+        if not self._backoff.ready():
+            raise DeliveryError(f"Weave is unreachable ({self._last_error}); retrying")
         why = credentials_problem(self.settings.wandb)
         if why is not None:
             self._disable(why)
-            return None
-        result: dict[str, Any] = {}
+            raise DeliveryError(why)
+        if self._connecting is None or not self._connecting.is_alive():
+            self._connect_result = {}
+            self._connecting = threading.Thread(
+                target=self._init_weave,
+                args=(self._connect_result,),
+                name="otel-bridge-weave-init",
+                daemon=True,
+            )
+            self._connecting.start()
+        self._connecting.join(self.connect_timeout_s)
+        result = self._connect_result
+        if "client" in result:
+            self._client = result["client"]
+            self._backoff.succeeded()
+            return self._client
+        self._backoff.failed()
+        if self._connecting.is_alive():
+            error: BaseException = TimeoutError(f"no answer within {self.connect_timeout_s:g}s")
+        else:
+            error = result.get("error") or RuntimeError("weave.init failed")
+        self._unreachable(error)
+        raise DeliveryError(f"could not connect to Weave ({self._last_error})")
 
-        def connect() -> None:
-            try:
-                import weave
-
-                result["client"] = weave.init(str(self.settings.weave.project), settings=WEAVE_SETTINGS)
-            except BaseException as exc:  # weave raises SystemExit-like errors on auth problems
-                result["error"] = exc
-
-        worker = threading.Thread(target=connect, name="otel-bridge-weave-init", daemon=True)
-        worker.start()
-        worker.join(self.connect_timeout_s)
-        if worker.is_alive():
-            self._disable(f"the Weave server did not answer within {self.connect_timeout_s:g}s")
-            return None
-        if "error" in result:
-            exc = result["error"]
-            self._disable(f"could not connect to Weave ({type(exc).__name__}: {str(exc)[:300]})")
-            return None
-        self._client = result["client"]
-        return self._client
-
-    def _op(self, name: str, eager: bool = False) -> Any:
-        """One weave op per stable name (code capture off: these are records, not functions)."""
-        op = self._ops.get(name)
-        if op is None:
+    def _init_weave(self, result: dict[str, Any]) -> None:
+        try:
             import weave
 
-            def record(*args: Any, **kwargs: Any) -> None:
-                return None
+            result["client"] = weave.init(str(self.settings.weave.project), settings=WEAVE_SETTINGS)
+        except BaseException as exc:  # weave raises SystemExit-like errors on auth problems
+            result["error"] = exc
 
-            record.__name__ = name.replace(".", "_")
-            op = weave.op(record, name=name, enable_code_capture=False, eager_call_start=eager)
-            self._ops[name] = op
-        return op
+    def _op(self, name: str, eager: bool = False) -> Any:
+        return record_op(self._ops, name, eager)
 
     # --- applying writes --------------------------------------------------------------------------
 
-    def _apply(self, writes: list[Write]) -> None:
-        if not writes:
-            return
-        client = self._ensure_client()
-        if client is None:
-            return
-        for w in writes:
-            try:
-                if isinstance(w, StartEvaluation):
-                    self._start(client, w)
-                elif isinstance(w, LogPrediction):
-                    self._predict(client, w)
-                elif isinstance(w, FinishEvaluation):
-                    self._finish(client, w)
-            except Exception as exc:
-                self._note(
-                    f"a Weave write failed ({type(exc).__name__}: {str(exc)[:200]}); {SYNC_HINT} "
-                    "retries it without duplicates"
-                )
-            if self._queued_calls >= FLUSH_EVERY_CALLS:
-                self._queued_calls = 0
-                bounded(client.flush, 60.0)
-
-    def _objects(self, w: StartEvaluation) -> tuple[Any, Any]:
-        """The Evaluation (task, dataset, scorers) and Model objects of an evaluation."""
-        import weave
-
-        inspect_model, inspect_scorer = weave_classes()
-        dataset = weave.Dataset(
-            name=w.dataset.name,
-            rows=weave.Table(
-                [{"dataset": w.dataset.name, "location": w.dataset.location, "samples": w.dataset.samples}]
-            ),
-        )
-        scorers = [inspect_scorer(name=s) for s in w.scorers]
-        evaluation = weave.Evaluation(
-            name=w.task, dataset=dataset, scorers=scorers, metadata=dict(w.evaluation_metadata)
-        )
-        model = inspect_model(
-            name=w.model.name,
-            model=w.model.model,
-            generate_config=dict(w.model.generate_config),
-            model_args=dict(w.model.model_args),
-            base_url=w.model.base_url,
-            roles=dict(w.model.roles),
-        )
-        return evaluation, model
+    def _apply_one(self, client: Any, w: Write) -> None:
+        if isinstance(w, StartEvaluation):
+            self._start(client, w)
+        elif isinstance(w, LogPrediction):
+            self._predict(client, w)
+        elif isinstance(w, FinishEvaluation):
+            self._finish(client, w)
+        self._applied_at.setdefault(w.eval_id, time.monotonic())
 
     def _start(self, client: Any, w: StartEvaluation) -> None:
         if w.eval_id in self._evals:
             return
-        evaluation, model = self._objects(w)
-        found = self._find_evaluation(client, w.eval_id)
+        evaluation, model = weave_objects(w)
+        found = find_evaluation(client, w.eval_id)
         if found is not None:
             self._evals[w.eval_id] = self._adopt(client, found, evaluation, model)
             self.stats["adopted"] += 1
@@ -258,7 +295,7 @@ class WeaveSink(RecordSink):
             use_stack=False,
             started_at=started,
         )
-        self._evals[w.eval_id] = _EvalHandle(
+        self._evals[w.eval_id] = EvalHandle(
             call_id=call.id,
             trace_id=call.trace_id,
             op_uri=call.op_name,
@@ -268,22 +305,11 @@ class WeaveSink(RecordSink):
             ended=False,
         )
         self.stats["evaluations"] += 1
+        if w.eval_id in self._rewritten:  # rows of a lost evaluate call: under the new one only
+            drop_orphan_rows(client, w.eval_id, call.id)
 
-    def _find_evaluation(self, client: Any, eval_id: str) -> Any:
-        """The evaluate call an earlier process wrote for this eval id, if any."""
-        calls = client.get_calls(
-            filter={"op_names": [f"weave:///{client.entity}/{client.project}/op/{EVALUATE_OP}:*"]},
-            query={"$expr": {"$eq": [{"$getField": "attributes.inspect.eval_id"}, {"$literal": eval_id}]}},
-            columns=["id", "trace_id", "op_name", "started_at", "ended_at", "attributes"],
-        )
-        found = [c for c in calls if inspect_attr(c, "eval_id") == eval_id]
-        if not found:
-            return None
-        found.sort(key=lambda c: (c.ended_at is None, str(c.started_at)))
-        return found[0]
-
-    def _adopt(self, client: Any, call: Any, evaluation: Any, model: Any) -> _EvalHandle:
-        handle = _EvalHandle(
+    def _adopt(self, client: Any, call: Any, evaluation: Any, model: Any) -> EvalHandle:
+        handle = EvalHandle(
             call_id=call.id,
             trace_id=call.trace_id,
             op_uri=call.op_name,
@@ -293,22 +319,13 @@ class WeaveSink(RecordSink):
             ended=call.ended_at is not None,
             owned=False,
         )
-        partial: list[str] = []
-        for child in client.get_calls(
-            filter={"parent_ids": [call.id]}, columns=["id", "op_name", "ended_at", "attributes"]
-        ):
-            key = inspect_attr(child, "key")
-            if key is None or PREDICT_AND_SCORE_OP not in str(child.op_name):
-                continue
-            if child.ended_at is None:
-                partial.append(child.id)
-            else:
-                handle.existing.add(str(key))
+        ended, partial, handle.summarized = prediction_rows(client, call.id)
+        handle.existing.update(ended)
         if partial:
             client.delete_calls(partial)
         return handle
 
-    def _proxy(self, client: Any, h: _EvalHandle) -> Any:
+    def _proxy(self, client: Any, h: EvalHandle) -> Any:
         """A fresh parent object per row, so the evaluate call holds no live children (memory)."""
         return evaluate_call_handle(client.project_id, h.op_uri, h.trace_id, h.call_id, h.started_at)
 
@@ -404,15 +421,17 @@ class WeaveSink(RecordSink):
         if h is None or h.ended:
             return
         proxy = self._proxy(client, h)
-        summarize = self._call(
-            client,
-            proxy,
-            SUMMARIZE_OP,
-            {"self": h.evaluation},
-            start_ns=w.end_ns,
-            attributes={"_weave_eval_meta": {"imperative": True}},
-        )
-        self._end(client, summarize, dict(w.output), w.end_ns)
+        if not h.summarized:  # a process killed between the summary and the end wrote it already
+            summarize = self._call(
+                client,
+                proxy,
+                SUMMARIZE_OP,
+                {"self": h.evaluation},
+                start_ns=w.end_ns,
+                attributes={"_weave_eval_meta": {"imperative": True}},
+            )
+            self._end(client, summarize, dict(w.output), w.end_ns)
+            h.summarized = True
         if w.usage:
             proxy.summary = {"usage": {m: dict(u) for m, u in w.usage.items()}}
         if not h.owned:

@@ -6,7 +6,10 @@ import datetime
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
+
+from otel_bridge.translate.weave import StartEvaluation
 
 SYNC_HINT = "`otel-bridge sync <span file> --to weave`"
 EVALUATE_OP = "Evaluation.evaluate"
@@ -87,3 +90,111 @@ def weave_classes() -> tuple[Any, Any]:
 
         _CLASSES = (InspectModel, InspectScorer)
     return _CLASSES
+
+
+def weave_objects(w: StartEvaluation) -> tuple[Any, Any]:
+    """The Evaluation (task, dataset, scorers) and Model objects of an evaluation."""
+    import weave
+
+    inspect_model, inspect_scorer = weave_classes()
+    dataset = weave.Dataset(
+        name=w.dataset.name,
+        rows=weave.Table(
+            [{"dataset": w.dataset.name, "location": w.dataset.location, "samples": w.dataset.samples}]
+        ),
+    )
+    scorers = [inspect_scorer(name=s) for s in w.scorers]
+    evaluation = weave.Evaluation(
+        name=w.task, dataset=dataset, scorers=scorers, metadata=dict(w.evaluation_metadata)
+    )
+    model = inspect_model(
+        name=w.model.name,
+        model=w.model.model,
+        generate_config=dict(w.model.generate_config),
+        model_args=dict(w.model.model_args),
+        base_url=w.model.base_url,
+        roles=dict(w.model.roles),
+    )
+    return evaluation, model
+
+
+def find_evaluation(client: Any, eval_id: str) -> Any:
+    """The evaluate call an earlier process wrote for this eval id, if any."""
+    calls = client.get_calls(
+        filter={"op_names": [f"weave:///{client.entity}/{client.project}/op/{EVALUATE_OP}:*"]},
+        query={"$expr": {"$eq": [{"$getField": "attributes.inspect.eval_id"}, {"$literal": eval_id}]}},
+        columns=["id", "trace_id", "op_name", "started_at", "ended_at", "attributes"],
+    )
+    found = [c for c in calls if inspect_attr(c, "eval_id") == eval_id]
+    if not found:
+        return None
+    found.sort(key=lambda c: (c.ended_at is None, str(c.started_at)))
+    return found[0]
+
+
+def prediction_rows(client: Any, call_id: str) -> tuple[set[str], list[str], bool]:
+    """An evaluation's rows on the server: keys of the ended ones, ids of half-written ones, and
+    whether its summary call (ended) exists."""
+    ended: set[str] = set()
+    partial: list[str] = []
+    summarized = False
+    for child in client.get_calls(
+        filter={"parent_ids": [call_id]}, columns=["id", "op_name", "ended_at", "attributes"]
+    ):
+        if SUMMARIZE_OP in str(child.op_name) and child.ended_at is not None:
+            summarized = True
+        key = inspect_attr(child, "key")
+        if key is None or PREDICT_AND_SCORE_OP not in str(child.op_name):
+            continue
+        if child.ended_at is None:
+            partial.append(child.id)
+        else:
+            ended.add(str(key))
+    return ended, partial, summarized
+
+
+def drop_orphan_rows(client: Any, eval_id: str, parent_id: str) -> None:
+    """Delete this eval's prediction rows that hang under another (lost) evaluate call."""
+    query = {"$expr": {"$eq": [{"$getField": "attributes.inspect.eval_id"}, {"$literal": eval_id}]}}
+    orphans = [
+        c.id
+        for c in client.get_calls(
+            filter={"op_names": [f"weave:///{client.entity}/{client.project}/op/{PREDICT_AND_SCORE_OP}:*"]},
+            query=query,
+            columns=["id", "parent_id", "attributes"],
+        )
+        if c.parent_id != parent_id and inspect_attr(c, "eval_id") == eval_id
+    ]
+    if orphans:
+        client.delete_calls(orphans)
+
+
+@dataclass
+class EvalHandle:
+    """What the sink knows about one evaluation on the server."""
+
+    call_id: str
+    trace_id: str
+    op_uri: str
+    started_at: datetime.datetime
+    evaluation: Any
+    model: Any
+    ended: bool
+    existing: set[str] = field(default_factory=set)
+    summarized: bool = False  # its Evaluation.summarize call exists
+    owned: bool = True  # started by this process (its end may go through weave's eager path)
+
+
+def record_op(cache: dict[str, Any], name: str, eager: bool = False) -> Any:
+    """One weave op per stable name (code capture off: these are records, not functions)."""
+    op = cache.get(name)
+    if op is None:
+        import weave
+
+        def record(*args: Any, **kwargs: Any) -> None:
+            return None
+
+        record.__name__ = name.replace(".", "_")
+        op = weave.op(record, name=name, enable_code_capture=False, eager_call_start=eager)
+        cache[name] = op
+    return op

@@ -56,7 +56,12 @@ class WeaveServerError(RuntimeError):
 class WeaveServer:
     """A started trace server on 127.0.0.1 plus helpers to point clients at it and query it."""
 
-    def __init__(self, *, startup_timeout: float = 120.0, request_timeout: float = 60.0) -> None:
+    def __init__(
+        self, *, startup_timeout: float = 120.0, request_timeout: float = 60.0, port: int = 0
+    ) -> None:
+        #: 0: a free port each start; a fixed port lets a test stop the server and restart it,
+        #: empty, at the same address (what a real outage looks like to a client).
+        self.port = port
         self.startup_timeout = startup_timeout
         self.request_timeout = request_timeout
         self.url = ""
@@ -73,7 +78,7 @@ class WeaveServer:
         live_log = os.environ.get("WEAVE_TEST_SERVER_LOG", "") not in ("", "0", "false")
         self._log_file = None if live_log else open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self._proc = subprocess.Popen(
-            [str(python), str(SERVER_SCRIPT), "--host", "127.0.0.1", "--port", "0"],
+            [str(python), str(SERVER_SCRIPT), "--host", "127.0.0.1", "--port", str(self.port)],
             stdout=subprocess.PIPE,
             stderr=self._log_file,  # None: inherit, so request logs show live
             stdin=subprocess.DEVNULL,

@@ -56,6 +56,8 @@ class _Pair:
     tokens: int = 0
     open_evals: set[str] = field(default_factory=set)
     ended_evals: set[str] = field(default_factory=set)
+    traced: dict[str, int] = field(default_factory=dict)  # eval_id → final sample traces seen
+    expected: dict[str, int] = field(default_factory=dict)  # eval_id → what its task span says
     attempts: dict[str, tuple[int, str | None]] = field(default_factory=dict)  # eval_id → start, status
     status: str | None = None  # of the latest attempt (by start time), not the last to end
     final: bool = False
@@ -91,6 +93,7 @@ class _Run:
     end_ns: int | None = None
     end_status: str | None = None  # set when the run / eval-set span has ended
     end_message: str = ""
+    expected_evals: set[str] = field(default_factory=set)  # every task × model its run spans name
 
 
 class WandbTranslator:
@@ -112,12 +115,17 @@ class WandbTranslator:
         return out
 
     def finish_pending(self) -> list[Write]:
-        """Finish runs whose end was seen but which still wait for a task span (flush / close)."""
+        """Finish runs whose end was seen but which still wait for a task span or samples (close)."""
         out: list[Write] = []
         for run in self._runs.values():
             if run.started and not run.finished and run.end_status is not None:
                 out.extend(self._finish(run, force=True))
         return out
+
+    @property
+    def waiting(self) -> bool:
+        """A run's end was seen, but some of its spans have not arrived yet (any arrival order)."""
+        return any(r.started and not r.finished and r.end_status is not None for r in self._runs.values())
 
     def finalize_incomplete(self, reason: str) -> list[Write]:
         """Nothing more will arrive: finish every open run, failed when its end was never seen."""
@@ -279,7 +287,12 @@ class WandbTranslator:
 
     def _sample(self, run: _Run, r: SpanRecord) -> list[Write]:
         status = str(r.attr(c.SAMPLE_STATUS) or "")
-        if r.attr(c.SAMPLE_WILL_RETRY) or status in {"retried", "cancelled", ""}:
+        final_trace = not r.attr(c.SAMPLE_WILL_RETRY) and status != "retried"
+        if final_trace:  # what the task span's inspect.samples.traced counts
+            pair = self._pair(run, r)
+            eval_id = str(r.attr(c.EVAL_ID) or "")
+            pair.traced[eval_id] = pair.traced.get(eval_id, 0) + 1
+        if not final_trace or status in {"cancelled", ""}:
             return []  # not a final result (a retry follows, or the run was cancelled)
         self._note_run(run, r)
         pair = self._pair(run, r)
@@ -314,6 +327,9 @@ class WandbTranslator:
         eval_id = str(r.attr(c.EVAL_ID) or "")
         pair.open_evals.discard(eval_id)
         pair.ended_evals.add(eval_id)
+        expected = r.attr(c.SAMPLES_TRACED)
+        if isinstance(expected, int) and not isinstance(expected, bool):
+            pair.expected[eval_id] = expected
         status = str(r.attr(c.TASK_STATUS) or ("error" if r.status == "ERROR" else "success"))
         started = min(pair.attempts.get(eval_id, (r.start_ns, None))[0], r.start_ns)
         pair.attempts[eval_id] = (started, status)
@@ -353,6 +369,9 @@ class WandbTranslator:
             status = "incomplete" if r.status == "ERROR" else "success"
         run.run_status[inspect_run] = str(status)
         run.run_order.append(inspect_run)
+        evals = r.attr(c.RUN_EVAL_IDS)
+        if isinstance(evals, list):
+            run.expected_evals.update(str(e) for e in evals)
         if run.eval_set_id is None:
             run.end_ns = r.end_ns
             run.end_status = str(status)
@@ -369,8 +388,10 @@ class WandbTranslator:
         return []
 
     def _finish(self, run: _Run, force: bool = False) -> list[Write]:
-        if not force and any(p.open_evals for p in run.pairs.values()):
-            return []  # a task span of this run has not arrived yet: wait (flush finishes it)
+        ended = {e for p in run.pairs.values() for e in p.ended_evals}
+        waiting = any(p.open_evals or _samples_missing(p) for p in run.pairs.values())
+        if not force and (waiting or not run.expected_evals <= ended):
+            return []  # a task span or a sample of this run has not arrived yet: wait for it
         run.finished = True
         status, exit_code = run_outcome(run.end_status, {p.status for p in run.pairs.values()})
         summary: dict[str, Any] = {}
@@ -397,3 +418,8 @@ class WandbTranslator:
             out.append(ops.LogFiles(run.key, logs, self.options.files))
         out.append(ops.FinishRun(run.key, exit_code, status))
         return out
+
+
+def _samples_missing(pair: _Pair) -> bool:
+    """Some attempt's task span counts more final sample traces than have arrived."""
+    return any(pair.traced.get(e, 0) < n for e, n in pair.expected.items())
