@@ -138,7 +138,7 @@ def _lines(resources: list[dict[str, Any]], spans: Iterator[tuple[int, dict[str,
 
 
 def scale(source_path: Path, dest: Path, samples: int) -> dict[str, int]:
-    """Write ``dest`` with ``samples`` final sample traces cloned from ``source_path``; their count per eval."""
+    """Write ``dest``: ``samples`` final sample traces cloned from ``source_path``; returns them per eval."""
     src = Source(source_path)
     if not src.order:
         raise ValueError(f"{source_path} holds no final sample traces")
