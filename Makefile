@@ -29,8 +29,9 @@ bench: $(STAMP)
 
 ## show / sync on 1k-, 10k- and 100k-sample span files cloned from a real eval (docs/performance.md).
 SCALE_SIZES ?= 1000,10000,100000
+SCALE_WEAVE_SIZES ?= 1000,10000
 bench-scale: $(STAMP)
-	$(BIN)/python bench/scale.py --sizes $(SCALE_SIZES)
+	$(BIN)/python bench/scale.py --sizes $(SCALE_SIZES) --weave-sizes $(SCALE_WEAVE_SIZES)
 
 clean:
 	rm -rf $(VENV) otel-spans logs wandb
