@@ -155,6 +155,7 @@ class WeaveTranslator:
         if span.name == c.SPAN_TASK and not ev.finished:
             ev.finished = True
             out.append(finish_evaluation(span, ev.stats))
+            ev.start = ev.sample_fallback = None  # what a finished evaluation no longer needs
             self._retire(eval_id)
 
     def _retire(self, eval_id: str) -> None:
