@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench bench-scale clean
 
 $(STAMP): pyproject.toml examples/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+## show / sync on 1k-, 10k- and 100k-sample span files cloned from a real eval (docs/performance.md).
+SCALE_SIZES ?= 1000,10000,100000
+SCALE_WEAVE_SIZES ?= 1000,10000
+bench-scale: $(STAMP)
+	$(BIN)/python bench/scale.py --sizes $(SCALE_SIZES) --weave-sizes $(SCALE_WEAVE_SIZES)
 
 clean:
 	rm -rf $(VENV) otel-spans logs wandb

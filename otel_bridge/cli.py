@@ -35,7 +35,7 @@ def _show(args: argparse.Namespace) -> int:
         if args.json:
             from otel_bridge.show import RunView
 
-            print(summary_json(RunView.load(path)))
+            print(summary_json(RunView.load(path, max_samples=0)))
         else:
             show(path, max_depth=args.depth, max_samples=args.samples)
     except NotASpanFile as exc:

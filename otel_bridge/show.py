@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import json
 import sys
 from collections import defaultdict
@@ -17,47 +18,99 @@ from otel_bridge import conventions as c
 from otel_bridge.config import columns_forced
 from otel_bridge.records import FileReadReport, SpanRecord, read_span_file
 
+#: Spans held for sample traces whose root has not been read yet (a killed run leaves some
+#: roots unwritten): past this, the oldest such trace is dropped (it would not be shown).
+MAX_PENDING_SPANS = 200_000
+
+
+def _sample_key(span: SpanRecord) -> tuple[str, int, int]:
+    return (str(span.attr(c.SAMPLE_ID)), span.attr(c.SAMPLE_EPOCH, 0), span.attr(c.SAMPLE_ATTEMPT, 0))
+
+
+@dataclass
+class TaskSamples:
+    """One eval's samples, summarised: counts, and the first ``keep`` sample traces (by id, epoch)."""
+
+    keep: int
+    count: int = 0  # sample spans (retried attempts included: each is a trace)
+    finished: int = 0
+    errors: int = 0  # of the finished ones (for a task whose end was not recorded)
+    tokens: int = 0
+    first: tuple[tuple[str, int, int], int, dict[str, Any]] | None = None
+    shown: list[tuple[tuple[str, int, int], int, SpanRecord]] = field(default_factory=list)
+
+    def add(self, span: SpanRecord, seq: int) -> SpanRecord | None:
+        """Count a sample root; returns the root no longer among the shown ones (or this one)."""
+        self.count += 1
+        if not span.attr(c.SAMPLE_WILL_RETRY):
+            self.finished += 1
+            self.errors += span.status == "ERROR"
+            self.tokens += int(span.attr(c.USAGE_TOTAL_TOKENS, 0))
+        key = _sample_key(span)
+        if self.first is None or (key, seq) < self.first[:2]:
+            self.first = (key, seq, span.attributes)
+        if len(self.shown) < self.keep or (self.shown and (key, seq) < self.shown[-1][:2]):
+            bisect.insort(self.shown, (key, seq, span), key=lambda item: item[:2])
+            if len(self.shown) > self.keep:
+                return self.shown.pop()[2]
+            return None
+        return span
+
 
 @dataclass
 class RunView:
-    """A span file organised the way Inspect organised the eval."""
+    """A span file organised the way Inspect organised the eval, read in one bounded pass.
 
-    spans: list[SpanRecord]
+    Kept: the run, task and task-start spans, per-eval sample counts and the spans of the first
+    ``max_samples`` sample traces of each eval; every other span is counted and dropped.
+    """
+
     report: FileReadReport
+    span_count: int = 0
+    run: SpanRecord | None = None
     children: dict[str | None, list[SpanRecord]] = field(default_factory=dict)
     tasks: dict[str, SpanRecord] = field(default_factory=dict)  # eval_id -> task span
     started: dict[str, SpanRecord] = field(default_factory=dict)  # eval_id -> start marker
-    samples: dict[str, list[SpanRecord]] = field(default_factory=dict)  # eval_id -> sample roots
+    samples: dict[str, TaskSamples] = field(default_factory=dict)  # eval_id -> its samples
 
     @classmethod
-    def load(cls, path: Path) -> RunView:
-        report = FileReadReport(path)
-        spans = list(read_span_file(path, report))
-        view = cls(spans, report)
-        ids = {s.span_id for s in spans}
-        children: dict[str | None, list[SpanRecord]] = defaultdict(list)
-        for span in spans:
-            children[span.parent_id if span.parent_id in ids else None].append(span)
-        for items in children.values():
-            items.sort(key=lambda s: s.start_ns)
-        view.children = dict(children)
-        for span in spans:
+    def load(cls, path: Path, max_samples: int = 3) -> RunView:
+        view = cls(FileReadReport(path))
+        pending: dict[str, list[SpanRecord]] = {}  # trace id -> spans read before their root
+        pending_spans = 0
+        kept: dict[str, list[SpanRecord]] = {}  # trace id -> spans of a shown sample trace
+        for seq, span in enumerate(read_span_file(path, view.report)):
+            view.span_count += 1
             eval_id = span.attr(c.EVAL_ID)
             if span.name == c.SPAN_TASK:
                 view.tasks[eval_id] = span
             elif span.name == c.SPAN_TASK_STARTED:
                 view.started[eval_id] = span
+            elif span.name == c.SPAN_RUN:
+                view.run = view.run or span
             elif span.name == c.SPAN_SAMPLE:
-                view.samples.setdefault(eval_id, []).append(span)
-        for items in view.samples.values():
-            items.sort(
-                key=lambda s: (
-                    str(s.attr(c.SAMPLE_ID)),
-                    s.attr(c.SAMPLE_EPOCH, 0),
-                    s.attr(c.SAMPLE_ATTEMPT, 0),
-                )
-            )
+                trace = [span, *pending.pop(span.trace_id, ())]
+                pending_spans -= len(trace) - 1
+                samples = view.samples.setdefault(eval_id, TaskSamples(max_samples))
+                dropped = samples.add(span, seq)
+                if dropped is not span:
+                    kept[span.trace_id] = trace
+                if dropped is not None:
+                    kept.pop(dropped.trace_id, None)
+            elif span.trace_id in kept:
+                kept[span.trace_id].append(span)  # arrived after its root (reordered)
+            else:
+                pending.setdefault(span.trace_id, []).append(span)
+                pending_spans += 1
+                while pending_spans > MAX_PENDING_SPANS:
+                    pending_spans -= len(pending.pop(next(iter(pending))))
+        view.children = _children([s for trace in kept.values() for s in trace])
         return view
+
+    def sample_roots(self, eval_id: str) -> list[SpanRecord]:
+        """The shown sample traces' roots, in order of sample id, epoch and attempt."""
+        samples = self.samples.get(eval_id)
+        return [item[2] for item in samples.shown] if samples else []
 
     def task_ids(self) -> list[str]:
         ids = list(dict.fromkeys([*self.started, *self.tasks, *self.samples]))
@@ -70,8 +123,8 @@ class RunView:
         span = self.tasks.get(eval_id) or self.started.get(eval_id)
         if span is not None:
             return span.attributes
-        samples = self.samples.get(eval_id) or []
-        return samples[0].attributes if samples else {}
+        samples = self.samples.get(eval_id)
+        return samples.first[2] if samples and samples.first else {}
 
     def missing(self) -> list[str]:
         """What a complete recording would have and this one lacks."""
@@ -83,7 +136,7 @@ class RunView:
                     f"task {attrs.get(c.TASK_NAME, '?')} · {attrs.get(c.MODEL, '?')} has no end recorded "
                     "(still running, or the process was killed): its metrics are missing"
                 )
-        if self.spans and not any(s.name == c.SPAN_RUN for s in self.spans):
+        if self.span_count and self.run is None:
             notes.append("the run span is missing (the run had not ended when the file was last written)")
         if self.report.truncated_tail:
             notes.append("the last line of the file is cut short (the process was killed while writing)")
@@ -91,6 +144,16 @@ class RunView:
             lines = ", ".join(str(n) for n, _ in self.report.bad_lines[:5])
             notes.append(f"{len(self.report.bad_lines)} damaged line(s) were skipped (line {lines})")
         return notes
+
+
+def _children(spans: list[SpanRecord]) -> dict[str | None, list[SpanRecord]]:
+    ids = {s.span_id for s in spans}
+    children: dict[str | None, list[SpanRecord]] = defaultdict(list)
+    for span in spans:
+        children[span.parent_id if span.parent_id in ids else None].append(span)
+    for items in children.values():
+        items.sort(key=lambda s: s.start_ns)
+    return dict(children)
 
 
 def _label(span: SpanRecord) -> str:
@@ -121,8 +184,7 @@ def _add(tree: Tree, view: RunView, span: SpanRecord, depth: int, max_depth: int
 
 
 def render_tree(view: RunView, max_depth: int, max_samples: int) -> Tree:
-    runs = [s for s in view.spans if s.name == c.SPAN_RUN]
-    title = f"run {runs[0].attr(c.RUN_ID)}" if runs else f"span file {view.report.path.name}"
+    title = f"run {view.run.attr(c.RUN_ID)}" if view.run else f"span file {view.report.path.name}"
     root = Tree(f"[bold magenta]{title}[/bold magenta]")
     for eval_id in view.task_ids():
         attrs = view._task_attrs(eval_id)
@@ -131,11 +193,11 @@ def render_tree(view: RunView, max_depth: int, max_samples: int) -> Tree:
         pending = f"[bold]{name}[/bold] [yellow]no end recorded[/yellow]"
         header = _label(task) if task else pending
         node = root.add(header)
-        samples = view.samples.get(eval_id, [])
-        for sample in samples[:max_samples]:
+        count = view.samples[eval_id].count if eval_id in view.samples else 0
+        for sample in view.sample_roots(eval_id)[:max_samples]:
             _add(node, view, sample, 1, max_depth)
-        if len(samples) > max_samples:
-            node.add(f"[dim]… {len(samples) - max_samples} more sample trace(s) (use --samples)[/dim]")
+        if count > max_samples:
+            node.add(f"[dim]… {count - max_samples} more sample trace(s) (use --samples)[/dim]")
     return root
 
 
@@ -152,21 +214,19 @@ def render_summary(view: RunView) -> Table:
     for eval_id in view.task_ids():
         attrs = view._task_attrs(eval_id)
         task = view.tasks.get(eval_id)
-        samples = view.samples.get(eval_id, [])
-        finished = [s for s in samples if not s.attr(c.SAMPLE_WILL_RETRY)]
+        samples = view.samples.get(eval_id) or TaskSamples(0)
         if task is not None:
             metrics: dict[str, Any] = task.json_attr(c.TASK_METRICS) or {}
-            total = task.attr(c.SAMPLES_TOTAL, len(finished))
-            done = task.attr(c.SAMPLES_COMPLETED, len(finished))
+            total = task.attr(c.SAMPLES_TOTAL, samples.finished)
+            done = task.attr(c.SAMPLES_COMPLETED, samples.finished)
             errors = task.attr(c.SAMPLES_ERRORED, 0)
             tokens = task.attr(c.USAGE_TOTAL_TOKENS, 0)
             duration = f"{(task.end_ns - task.start_ns) / 1e9:.1f}s"
             status = str(task.attr(c.TASK_STATUS, task.status))
         else:
             metrics = {}
-            total, done = "?", len(finished)
-            errors = sum(1 for s in finished if s.status == "ERROR")
-            tokens = sum(int(s.attr(c.USAGE_TOTAL_TOKENS, 0)) for s in finished)
+            total, done = "?", samples.finished
+            errors, tokens = samples.errors, samples.tokens
             duration, status = "?", "no end recorded"
         scorers = list(metrics.items()) or [("-", {})]
         for i, (scorer, values) in enumerate(scorers):
@@ -191,8 +251,8 @@ def show(path: Path, max_depth: int = 6, max_samples: int = 3, console: Console 
         # piped or in CI: rich would assume 80 columns and squeeze the results table
         wide = not sys.stdout.isatty() and not columns_forced()
         console = Console(width=140 if wide else None)
-    view = RunView.load(path)
-    console.print(f"[dim]{path} — {len(view.spans)} spans in {view.report.requests} batches[/dim]")
+    view = RunView.load(path, max_samples)
+    console.print(f"[dim]{path} — {view.span_count} spans in {view.report.requests} batches[/dim]")
     console.print(render_tree(view, max_depth, max_samples))
     console.print(render_summary(view))
     for note in view.missing():
@@ -213,7 +273,7 @@ def summary_json(view: RunView) -> str:
                 "model": attrs.get(c.MODEL),
                 "status": task.attr(c.TASK_STATUS) if task else None,
                 "metrics": task.json_attr(c.TASK_METRICS) if task else None,
-                "samples": len(view.samples.get(eval_id, [])),
+                "samples": view.samples[eval_id].count if eval_id in view.samples else 0,
             }
         )
     return json.dumps({"tasks": out, "missing": view.missing()}, indent=2)

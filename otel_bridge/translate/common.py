@@ -51,3 +51,27 @@ def present_attrs(
     """``{name: value}`` for each ``(name, attribute)`` the span has, read by ``read`` (default as is)."""
     read = read or span.attr
     return {name: read(key) for name, key in names if span.attr(key) is not None}
+
+
+class RecentKeys:
+    """A set that remembers only its newest ``limit`` keys (FIFO): idempotence in bounded memory.
+
+    What both translators keep of what has ended (spans, evals, runs): a replay of recent spans
+    is recognised; one older than ``limit`` entries is the backend's to dedupe (every sink is
+    idempotent against its backend).
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._keys: dict[Any, None] = {}
+
+    def add(self, key: Any) -> None:
+        self._keys[key] = None
+        if len(self._keys) > self.limit:
+            del self._keys[next(iter(self._keys))]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+    def __len__(self) -> int:
+        return len(self._keys)

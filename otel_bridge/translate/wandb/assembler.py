@@ -8,6 +8,11 @@ through the receiver or from ``otel-bridge sync``.
 
 Idempotent: a span seen twice (same trace and span id) is ignored, and a sample seen again for
 the same task × model, id and epoch replaces its earlier values instead of adding to them.
+
+Bounded: O(1) work per sample (running sums, ``running``), and per-sample state only for the
+last ``RECENT_SAMPLES`` samples of each task × model (a sample re-sent after that many others
+counts again); a run's state is dropped when it finishes, leaving its ids in bounded memories
+of what ended (``ENDED_IDS``), so a late replay of an ended run writes nothing.
 """
 
 from __future__ import annotations
@@ -19,16 +24,16 @@ from typing import Any
 
 from otel_bridge import conventions as c
 from otel_bridge.records import SpanRecord
-from otel_bridge.translate.common import run_key
+from otel_bridge.translate.common import RecentKeys, run_key
 from otel_bridge.translate.wandb import ops
 from otel_bridge.translate.wandb.mapping import (
     RELEVANT_SPANS,
     inspect_info,
     metric_hint,
+    row_size,
     run_name,
     run_outcome,
     run_tags,
-    running_metrics,
     sample_scores,
     samples_table,
     shared_config,
@@ -40,6 +45,10 @@ from otel_bridge.translate.wandb.mapping import (
 )
 from otel_bridge.translate.wandb.ops import Write
 from otel_bridge.translate.wandb.options import Options
+from otel_bridge.translate.wandb.running import PairSamples
+
+RECENT_SAMPLES = 10_000  # per task × model: samples whose re-send replaces rather than adds
+ENDED_IDS = 100_000  # ended runs, evals and non-sample spans remembered for idempotence
 
 
 @dataclass
@@ -49,11 +58,9 @@ class _Pair:
     label: str
     task: str
     model: str
-    scores: dict[tuple[str, int], dict[str, float]] = field(default_factory=dict)
+    counts: PairSamples = field(default_factory=lambda: PairSamples(RECENT_SAMPLES))
     categorical: set[str] = field(default_factory=set)
     metric_names: dict[str, list[str]] = field(default_factory=dict)
-    errors: set[tuple[str, int]] = field(default_factory=set)
-    tokens: int = 0
     open_evals: set[str] = field(default_factory=set)
     ended_evals: set[str] = field(default_factory=set)
     traced: dict[str, int] = field(default_factory=dict)  # eval_id → final sample traces seen
@@ -87,6 +94,8 @@ class _Run:
     defined: set[str] = field(default_factory=set)
     last_step: int = -1
     rows: dict[tuple[str, str, int], dict[str, Any]] = field(default_factory=dict)
+    row_bytes: dict[tuple[str, str, int], int] = field(default_factory=dict)
+    table_bytes: int = 0
     dropped_rows: int = 0
     logs: list[str] = field(default_factory=list)
     start_ns: int | None = None
@@ -101,8 +110,10 @@ class WandbTranslator:
 
     def __init__(self, options: Options | None = None) -> None:
         self.options = options or Options()
-        self._runs: dict[str, _Run] = {}
-        self._seen: set[tuple[str, str]] = set()
+        self._runs: dict[str, _Run] = {}  # open runs only
+        self._seen = RecentKeys(ENDED_IDS)  # non-sample spans (a few per task)
+        self._ended_runs: dict[str, bool] = {}  # run key → is an eval set (bounded, oldest first)
+        self._ended = RecentKeys(ENDED_IDS)  # eval ids and Inspect run ids of finished runs
         self.late_spans = 0
         self.problems: list[str] = []
 
@@ -117,7 +128,7 @@ class WandbTranslator:
     def finish_pending(self) -> list[Write]:
         """Finish runs whose end was seen but which still wait for a task span or samples (close)."""
         out: list[Write] = []
-        for run in self._runs.values():
+        for run in list(self._runs.values()):
             if run.started and not run.finished and run.end_status is not None:
                 out.extend(self._finish(run, force=True))
         return out
@@ -130,7 +141,7 @@ class WandbTranslator:
     def finalize_incomplete(self, reason: str) -> list[Write]:
         """Nothing more will arrive: finish every open run, failed when its end was never seen."""
         out = self.finish_pending()
-        for run in self._runs.values():
+        for run in list(self._runs.values()):
             if run.started and not run.finished:
                 ended = set(run.run_order) >= set(run.run_ids) and run.run_order
                 if run.eval_set_id and ended and not any(p.open_evals for p in run.pairs.values()):
@@ -152,22 +163,26 @@ class WandbTranslator:
         if r.name not in RELEVANT_SPANS:
             return []
         ident = (r.trace_id, r.span_id)
-        if ident in self._seen:
+        if r.name != c.SPAN_SAMPLE and ident in self._seen:
             return []
         key = run_key(r)
         if key is None:
             return []
-        self._seen.add(ident)
         run = self._runs.get(key)
-        if run is not None and run.finished and run.eval_set_id and r.name != c.SPAN_EVAL_SET:
-            run = None  # the eval set was invoked again (a retry): continue the same W&B run
+        if run is None and key in self._ended_runs:
+            late = r.attr(c.EVAL_ID) in self._ended or (
+                r.name == c.SPAN_RUN and r.attr(c.RUN_ID) in self._ended
+            )
+            if not self._ended_runs[key] or r.name == c.SPAN_EVAL_SET or late:
+                if r.name != c.SPAN_EVAL_SET:  # another invocation's eval-set end: harmless
+                    self.late_spans += 1
+                return []
+            # else the eval set was invoked again (a retry): continue the same W&B run
+        if r.name != c.SPAN_SAMPLE:
+            self._seen.add(ident)
         if run is None:
             eval_set = r.attr(c.EVAL_SET_ID)
             run = self._runs[key] = _Run(key, str(eval_set) if eval_set else None, group=eval_set)
-        if run.finished:
-            if r.name != c.SPAN_EVAL_SET:  # another invocation's eval-set end: harmless
-                self.late_spans += 1
-            return []
         if run.start_ns is None or (r.start_ns and r.start_ns < run.start_ns):
             run.start_ns = r.start_ns or run.start_ns
         body: list[Write]
@@ -298,28 +313,39 @@ class WandbTranslator:
         pair = self._pair(run, r)
         sample = (str(r.attr(c.SAMPLE_ID)), int(r.attr(c.SAMPLE_EPOCH) or 0))
         numeric, values, categorical = sample_scores(r.json_attr(c.SAMPLE_SCORES) or {})
+        counts = pair.counts
+        if not counts.record(sample, (r.trace_id, r.span_id), numeric, status == "error"):
+            return []  # the same span again
         pair.categorical |= categorical
-        pair.scores[sample] = numeric
-        if status == "error":
-            pair.errors.add(sample)
-        else:
-            pair.errors.discard(sample)
-        pair.tokens += int(r.attr(c.USAGE_TOTAL_TOKENS) or 0)
-        key = (pair.label, *sample)
-        if key in run.rows or len(run.rows) < self.options.table_max_rows:
-            content = self.options.capture_content
-            run.rows[key] = table_row(r, pair.task, pair.model, sample, status, values, content)
-        else:
-            run.dropped_rows += 1
+        counts.tokens += int(r.attr(c.USAGE_TOTAL_TOKENS) or 0)
+        self._table_row(run, pair, r, sample, status, values)
         row: dict[str, Any] = {
-            f"{pair.label}/samples": len(pair.scores),
-            f"{pair.label}/errors": len(pair.errors),
-            f"{pair.label}/tokens": pair.tokens,
+            f"{pair.label}/samples": counts.samples,
+            f"{pair.label}/errors": counts.errors,
+            f"{pair.label}/tokens": counts.tokens,
         }
         if not pair.final:
-            scores = list(pair.scores.values())
-            row.update(running_metrics(pair.label, scores, pair.metric_names, pair.categorical))
+            row.update(counts.running.row(pair.label, pair.metric_names, pair.categorical))
         return [*self._define(run, pair, row), ops.LogRow(run.key, row, self._step(run, r.end_ns))]
+
+    def _table_row(
+        self, run: _Run, pair: _Pair, r: SpanRecord, sample: tuple[str, int], status: str, values: Any
+    ) -> None:
+        """The sample's row of the samples table, while the table is under its rows and bytes caps."""
+        key = (pair.label, *sample)
+        opts = self.options
+        row = table_row(
+            r, pair.task, pair.model, sample, status, values, opts.capture_content, opts.table_cell_chars
+        )
+        size = row_size(row)
+        earlier = run.row_bytes.get(key)
+        if earlier is None and len(run.rows) >= opts.table_max_rows:
+            run.dropped_rows += 1
+        elif run.table_bytes - (earlier or 0) + size > opts.table_max_bytes:
+            run.dropped_rows += earlier is None
+        else:
+            run.rows[key], run.row_bytes[key] = row, size
+            run.table_bytes += size - (earlier or 0)
 
     # ---------------------------------------------------------------- task / run / eval-set ends
     def _task_end(self, run: _Run, r: SpanRecord) -> list[Write]:
@@ -341,7 +367,7 @@ class WandbTranslator:
         usage = r.json_attr(c.TASK_USAGE)
         pair.usage = usage if isinstance(usage, dict) else {}
         label = pair.label
-        row, summary = task_numbers(r, label, pair.status, len(pair.scores), len(pair.errors), pair.tokens)
+        row, summary = task_numbers(r, label, pair.status, *pair.counts.totals())
         location = r.attr(c.LOG_LOCATION)
         if location and location not in run.logs:
             run.logs.append(str(location))
@@ -417,8 +443,28 @@ class WandbTranslator:
         if logs or self.options.files:
             out.append(ops.LogFiles(run.key, logs, self.options.files))
         out.append(ops.FinishRun(run.key, exit_code, status))
+        self._forget(run)
         return out
 
+    def _forget(self, run: _Run) -> None:
+        """A finished run: drop its state, remember only its ids (bounded), for late replays."""
+        del self._runs[run.key]
+        self._ended_runs.pop(run.key, None)
+        self._ended_runs[run.key] = run.eval_set_id is not None
+        if len(self._ended_runs) > ENDED_IDS:
+            del self._ended_runs[next(iter(self._ended_runs))]
+        for pair in run.pairs.values():
+            for eval_id in (*pair.ended_evals, *pair.open_evals, *pair.attempts):
+                self._ended.add(eval_id)
+        for inspect_run in run.run_ids:
+            self._ended.add(inspect_run)
+
+    @property
+    def held_samples(self) -> int:
+        """Per-sample entries held (recent samples and table rows): 0 once every run has ended."""
+        return sum(len(p.counts.recent) for r in self._runs.values() for p in r.pairs.values()) + sum(
+            len(r.rows) for r in self._runs.values()
+        )
 
 def _samples_missing(pair: _Pair) -> bool:
     """Some attempt's task span counts more final sample traces than have arrived."""

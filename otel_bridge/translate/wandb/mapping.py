@@ -81,25 +81,6 @@ def _num(value: Any) -> float | None:
     return None
 
 
-def _running(metric: str, values: Sequence[float]) -> float | None:
-    """The value Inspect's built-in metric would report over ``values`` (None when undefined)."""
-    n = len(values)
-    if n == 0:
-        return None
-    mean = sum(values) / n
-    if metric in {"accuracy", "mean"}:
-        return mean
-    if metric in {"std", "var", "stderr"}:
-        if n < 2:
-            return 0.0
-        var = sum((v - mean) ** 2 for v in values) / (n - 1)
-        if metric == "var":
-            return var
-        std = math.sqrt(var)
-        return std if metric == "std" else std / math.sqrt(n)
-    return None  # a metric we cannot compute incrementally: only Inspect's final value
-
-
 class _SafeFormat(dict[str, str]):
     def __missing__(self, key: str) -> str:
         return "{" + key + "}"
@@ -223,24 +204,6 @@ def sample_scores(raw_scores: Any) -> tuple[dict[str, float], dict[str, Any], se
     return numeric, values, categorical
 
 
-def running_metrics(
-    label: str,
-    scores: Sequence[Mapping[str, float]],
-    metric_names: Mapping[str, list[str]],
-    categorical: set[str],
-) -> dict[str, float]:
-    """The running history row of each scorer's metrics over the samples seen so far."""
-    row: dict[str, float] = {}
-    for scorer in sorted({s for v in scores for s in v}):
-        series = [v[scorer] for v in scores if scorer in v]
-        names = metric_names.get(scorer) or (["accuracy"] if scorer in categorical else ["mean"])
-        for metric in names:
-            value = _running(metric, series)
-            if value is not None:
-                row[f"{label}/{scorer}/{metric}"] = value
-    return row
-
-
 def table_row(
     r: SpanRecord,
     task: str,
@@ -249,17 +212,22 @@ def table_row(
     status: str,
     values: Mapping[str, Any],
     content: bool,
+    cell_chars: int = 0,
 ) -> dict[str, Any]:
-    """A sample's row of the samples table (no input, target or output when capture is off)."""
+    """A sample's row of the samples table (no input, target or output when capture is off).
+
+    Input, target and output are cut to ``cell_chars`` characters (0: whole), so the table,
+    which holds up to ``table_max_rows`` rows until the run ends, stays small.
+    """
     row: dict[str, Any] = {
         "task": task,
         "model": model,
         "sample_id": sample[0],
         "epoch": sample[1],
         "status": status,
-        "input": r.attr(c.SAMPLE_INPUT) if content else None,
-        "target": r.attr(c.SAMPLE_TARGET) if content else None,
-        "output": r.attr(c.SAMPLE_OUTPUT) if content else None,
+        "input": _cell(r.attr(c.SAMPLE_INPUT), cell_chars) if content else None,
+        "target": _cell(r.attr(c.SAMPLE_TARGET), cell_chars) if content else None,
+        "output": _cell(r.attr(c.SAMPLE_OUTPUT), cell_chars) if content else None,
         "input_tokens": r.attr(c.USAGE_INPUT_TOKENS),
         "output_tokens": r.attr(c.USAGE_OUTPUT_TOKENS),
         "total_tokens": r.attr(c.USAGE_TOTAL_TOKENS),
@@ -274,6 +242,17 @@ def table_row(
             json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else value
         )
     return row
+
+
+def _cell(value: Any, limit: int) -> Any:
+    if limit and isinstance(value, str) and len(value) > limit:
+        return value[:limit] + f"… [{len(value) - limit} more characters]"
+    return value
+
+
+def row_size(row: Mapping[str, Any]) -> int:
+    """About how many bytes a table row holds (its strings' lengths; 16 for anything else)."""
+    return sum(len(k) + (len(v) if isinstance(v, str) else 16) for k, v in row.items())
 
 
 def samples_table(

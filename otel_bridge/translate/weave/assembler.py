@@ -3,6 +3,10 @@
 Spans arrive in any order and batch boundary, while a prediction needs its whole sample trace:
 ``WeaveTranslator`` only adds that buffering (still no I/O) around the pure ``mapping``. A
 replay of the same spans writes nothing twice.
+
+Bounded: the ids of written traces and predictions are remembered in FIFO memories
+(``RECENT_IDS``), finished evaluations up to ``FINISHED_EVALS`` (then only their ids), and
+spans waiting for their sample's root up to ``MAX_BUFFERED_TRACES`` traces.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from dataclasses import dataclass, field
 
 from otel_bridge import conventions as c
 from otel_bridge.records import SpanRecord
+from otel_bridge.translate.common import RecentKeys
 from otel_bridge.translate.weave.calls import chat_model
 from otel_bridge.translate.weave.mapping import (
     EvalStats,
@@ -24,6 +29,9 @@ from otel_bridge.translate.weave.mapping import (
 from otel_bridge.translate.weave.ops import LogPrediction, StartEvaluation, Write
 
 _SKIPPED_SAMPLE_STATUSES = frozenset({"retried", "cancelled"})  # not rows of Inspect's log
+RECENT_IDS = 100_000  # written sample traces and predictions remembered, to ignore replays
+FINISHED_EVALS = 1_000  # finished evaluations kept whole (a late sample still joins its eval)
+MAX_BUFFERED_TRACES = 50_000  # sample traces waiting for their root (a killed run leaves some)
 
 
 @dataclass
@@ -48,8 +56,8 @@ def _order(span: SpanRecord) -> int:
 class WeaveTranslator:
     """Feeds ended spans in any order and batch size; returns the writes they complete.
 
-    Memory: spans are held only for sample traces whose root span has not ended yet, plus one
-    key per written prediction (to ignore a span seen twice).
+    Memory: spans are held only for sample traces whose root span has not ended yet, plus
+    bounded memories of written traces, predictions and finished evaluations.
     """
 
     def __init__(
@@ -59,9 +67,11 @@ class WeaveTranslator:
         self.content = content
         self.wandb_project = wandb_project
         self._evals: dict[str, _Eval] = {}
+        self._finished: dict[str, None] = {}  # finished evaluations still in _evals, oldest first
+        self._ended = RecentKeys(RECENT_IDS)  # evaluations finished and dropped from _evals
         self._buffers: dict[str, dict[str, SpanRecord]] = {}
-        self._done_traces: set[str] = set()
-        self._predicted: set[str] = set()
+        self._done_traces = RecentKeys(RECENT_IDS)
+        self._predicted = RecentKeys(RECENT_IDS)
         # sample roots that arrived before all their spans (collector retries reorder requests)
         self._waiting: dict[str, tuple[SpanRecord, str]] = {}
         self._finish_waiting: dict[str, SpanRecord] = {}  # task spans waiting for those samples
@@ -80,12 +90,17 @@ class WeaveTranslator:
 
     def _feed_one(self, span: SpanRecord, out: list[Write]) -> None:
         eval_id = span.attributes.get(c.EVAL_ID)
+        if eval_id and eval_id in self._ended:
+            self._buffers.pop(span.trace_id, None)
+            return  # a replay of an evaluation finished long ago
         if span.name in (c.SPAN_TASK_STARTED, c.SPAN_TASK) and eval_id:
             self._task(span, str(eval_id), out)
         elif span.name == c.SPAN_SAMPLE and eval_id:
             self._sample(span, str(eval_id), out)
         elif span.attributes.get(c.SAMPLE_UUID) is not None and span.trace_id not in self._done_traces:
             self._buffers.setdefault(span.trace_id, {})[span.span_id] = span  # a replay overwrites
+            if len(self._buffers) > MAX_BUFFERED_TRACES:
+                del self._buffers[next(iter(self._buffers))]
             waiting = self._waiting.get(span.trace_id)
             if waiting is not None and self._complete(waiting[0]):
                 del self._waiting[span.trace_id]
@@ -140,6 +155,17 @@ class WeaveTranslator:
         if span.name == c.SPAN_TASK and not ev.finished:
             ev.finished = True
             out.append(finish_evaluation(span, ev.stats))
+            ev.start = ev.sample_fallback = None  # what a finished evaluation no longer needs
+            self._retire(eval_id)
+
+    def _retire(self, eval_id: str) -> None:
+        """A finished evaluation: keep the newest ``FINISHED_EVALS`` whole, only the ids of older ones."""
+        self._finished[eval_id] = None
+        while len(self._finished) > FINISHED_EVALS:
+            oldest = next(iter(self._finished))
+            del self._finished[oldest]
+            self._evals.pop(oldest, None)
+            self._ended.add(oldest)
 
     def _sample(self, span: SpanRecord, eval_id: str, out: list[Write], force: bool = False) -> None:
         if span.trace_id in self._done_traces:
@@ -173,7 +199,7 @@ class WeaveTranslator:
             model = chat_model(chat)
             ev.stats.requests[model] = ev.stats.requests.get(model, 0) + 1
         if pred.model_latency is not None:
-            ev.stats.latencies.append(pred.model_latency)
+            ev.stats.add_latency(pred.model_latency)
         ev.stats.last_end_ns = max(ev.stats.last_end_ns, span.end_ns)
         if ev.started:
             out.append(pred)
@@ -192,6 +218,7 @@ class WeaveTranslator:
                     continue
                 self._begin(ev, start_from_sample(ev.sample_fallback), out)
             ev.finished = True
+            self._finished[eval_id] = None
             start_ns = ev.start.start_ns if ev.start else 0
             out.append(incomplete_finish(eval_id, reason, max(ev.stats.last_end_ns, start_ns)))
         self._buffers.clear()

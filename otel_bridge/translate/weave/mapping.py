@@ -114,9 +114,26 @@ def _usage(value: Any) -> dict[str, dict[str, int]]:
 class EvalStats:
     """Running totals per evaluation (bounded: numbers only)."""
 
-    latencies: list[float] = field(default_factory=list)  # summed with fsum: order-independent
+    latency_partials: list[float] = field(default_factory=list)  # an exact sum: order-independent
+    latency_count: int = 0
     requests: dict[str, int] = field(default_factory=dict)
     last_end_ns: int = 0
+
+    def add_latency(self, value: float) -> None:
+        """Add to the exact running sum (Shewchuk's partials, as ``math.fsum`` keeps): a few floats
+        however many samples, and the same mean in any arrival order."""
+        partials, i = self.latency_partials, 0
+        for y in partials:
+            if abs(value) < abs(y):
+                value, y = y, value
+            hi = value + y
+            lo = y - (hi - value)
+            if lo:
+                partials[i] = lo
+                i += 1
+            value = hi
+        partials[i:] = [value]
+        self.latency_count += 1
 
 
 def finish_evaluation(span: SpanRecord, stats: EvalStats | None = None) -> ops.FinishEvaluation:
@@ -130,8 +147,8 @@ def finish_evaluation(span: SpanRecord, stats: EvalStats | None = None) -> ops.F
     for model, count in stats.requests.items():
         usage.setdefault(model, {})["requests"] = count
     output: dict[str, Any] = {str(k): dict(v) if isinstance(v, Mapping) else v for k, v in metrics.items()}
-    if stats.latencies:
-        output["model_latency"] = {"mean": math.fsum(stats.latencies) / len(stats.latencies)}
+    if stats.latency_count:
+        output["model_latency"] = {"mean": math.fsum(stats.latency_partials) / stats.latency_count}
     output["inspect"] = drop_none(
         {
             "status": status,
