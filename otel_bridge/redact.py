@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from opentelemetry.trace import Status, StatusCode
@@ -223,6 +224,21 @@ class Redactor:
         if isinstance(value, str):
             return REDACTED if secret and value else self.text(value)
         return value
+
+
+def redacted_eval_log(source: str, directory: Path, redactor: Redactor) -> Path:
+    """A copy of an Inspect log with every string redacted, read and written by Inspect itself.
+
+    The copy is what leaves the machine (the W&B log artifact); the user's own log is untouched.
+    """
+    from inspect_ai.log import EvalLog, read_eval_log, write_eval_log
+
+    log = read_eval_log(source)
+    clean = EvalLog.model_validate(redactor.structure(log.model_dump(mode="json", exclude_none=True)))
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / Path(source).name
+    write_eval_log(clean, str(target))
+    return target
 
 
 # ------------------------------------------------------------------ content off
