@@ -84,13 +84,9 @@ def bounded_json(value: Any, max_bytes: int) -> tuple[str, bool]:
             return candidate, True
         cap //= 2
     if isinstance(value, list) and len(value) > 2:
-        items = _cap_strings(value, 32)
-        while len(items) > 2:
-            middle = len(items) // 2
-            items = items[:middle] + items[middle + 1 :]
-            candidate = dumps([*items[: len(items) // 2], {"truncated": True}, *items[len(items) // 2 :]])
-            if _size(candidate) <= max_bytes:
-                return candidate, True
+        candidate = _ends_of(_cap_strings(value, 32), max_bytes)
+        if candidate is not None:
+            return candidate, True
     budget = max_bytes - 2
     while budget > 0:
         candidate = dumps(_cut_text(text, budget))
@@ -99,6 +95,24 @@ def bounded_json(value: Any, max_bytes: int) -> tuple[str, bool]:
             return candidate, True
         budget -= over
     return '""', True
+
+
+def _ends_of(items: list[Any], max_bytes: int) -> str | None:
+    """As many items from both ends as fit, around a ``{"truncated": true}`` (linear in items)."""
+    sizes = [_size(dumps(item)) + 1 for item in items]  # each with its comma
+    budget = max_bytes - 2 - len(dumps({"truncated": True}))
+    head, tail = 0, len(items)
+    while head < tail:
+        side = head if head <= len(items) - tail else tail - 1
+        if sizes[side] > budget:
+            break
+        budget -= sizes[side]
+        if side == head:
+            head += 1
+        else:
+            tail -= 1
+    candidate = dumps([*items[:head], {"truncated": True}, *items[tail:]])
+    return candidate if _size(candidate) <= max_bytes else None
 
 
 def _cut_text(text: str, max_bytes: int) -> str:
