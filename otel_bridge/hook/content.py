@@ -84,9 +84,9 @@ def bounded_json(value: Any, max_bytes: int) -> tuple[str, bool]:
             return candidate, True
         cap //= 2
     if isinstance(value, list) and len(value) > 2:
-        candidate = _ends_of(_cap_strings(value, 32), max_bytes)
-        if candidate is not None:
-            return candidate, True
+        thinned = _ends_of(_cap_strings(value, 32), max_bytes)
+        if thinned is not None:
+            return thinned, True
     budget = max_bytes - 2
     while budget > 0:
         candidate = dumps(_cut_text(text, budget))
