@@ -247,11 +247,11 @@ _JSON_VALUE_STRING = re.compile(r'"(?:[^"\\]|\\.)*"(\s*[,\]}])')
 # the same, except Inspect's categorical score letters C / I / P / N
 _JSON_TEXT_SCORE = re.compile(r'"((?:[^"\\]|\\.){2,}|[^CIPN"\\])"(\s*[,\]}])')
 _JSON_SCORE_FIELDS = re.compile(r',\s*"(answer|explanation)"\s*:\s*"(?:[^"\\]|\\.)*"')
-_ARG_VALUE = re.compile(r"(?<=\S=)\S+")
+_ARG_VALUE = re.compile(r"(\S=)\S+")
 _CONTENT_JSON = f'"{CONTENT_OFF}"'
 
-# text made by the dataset, the model, a tool or a scorer, under a key that stays: it becomes
-# the error's type (an error message) or loses its string values (JSON)
+# error messages (a tool's or model's often holds the tool output or the prompt): removed, like
+# the content attributes; error.type stays, and an error status's description becomes it
 ERROR_MESSAGES = frozenset({c.TOOL_ERROR, c.MODEL_ERROR, c.SAMPLE_ERROR, c.TASK_ERROR, c.SAMPLE_LIMIT_REASON})
 
 
@@ -271,7 +271,7 @@ _JSON_RULES: dict[str, Callable[[str], str]] = {
     c.TASK_METADATA: _strings_off,
     c.SAMPLE_SCORES: _scores_off,
     c.SCORE_VALUE: _scores_off,
-    c.COMMAND_LINE: lambda text: _ARG_VALUE.sub(CONTENT_OFF, text),
+    c.COMMAND_LINE: lambda text: _ARG_VALUE.sub(r"\1" + CONTENT_OFF, text),
 }
 
 
@@ -298,10 +298,8 @@ class Scrubber:
             self._content_off(attrs)
 
     def _content_off(self, attrs: dict[str, Any]) -> None:
-        for key in c.CONTENT_ATTRIBUTES & attrs.keys():
+        for key in (c.CONTENT_ATTRIBUTES | ERROR_MESSAGES) & attrs.keys():
             del attrs[key]
-        for key in ERROR_MESSAGES & attrs.keys():
-            attrs[key] = str(attrs.get(c.ERROR_TYPE) or CONTENT_OFF)
         for key in _JSON_RULES.keys() & attrs.keys():
             value = attrs[key]
             if isinstance(value, str):

@@ -29,6 +29,7 @@ import pytest
 from inspect_ai.log import read_eval_log
 
 from tests.support.bridge import OTEL_BRIDGE, ROOT, subprocess_env
+from tests.support.collector import Binaries, Collector, Jaeger
 from tests.support.otlp_capture import OtlpCapture
 from tests.support.planted import CONTENT, PATTERN, SECRETS, make_markers
 from tests.support.wandb_log import read_records
@@ -45,6 +46,7 @@ class Exported:
     """Every byte one child run exported, by path, and the eval results."""
 
     markers: dict[str, str]
+    root: Path
     blobs: dict[str, list[tuple[str, bytes]]] = field(default_factory=dict)  # path -> (name, bytes)
     runs: list[dict[str, Any]] = field(default_factory=list)
     stderr: str = ""
@@ -125,7 +127,7 @@ def _run(content: bool, server: WeaveServer, root: Path) -> Exported:
     root.mkdir(parents=True, exist_ok=True)
     markers_file.write_text(json.dumps(markers))
     project = f"test-entity/secrets-{uuid.uuid4().hex[:10]}"
-    out = Exported(markers)
+    out = Exported(markers, root)
     with OtlpCapture() as capture:
         env = subprocess_env()
         weave_env = server.env(*project.split("/"))  # the W&B/Weave client pointed at the local server
@@ -270,3 +272,48 @@ def test_content_on_reaches_weave_and_sync(exported: dict[bool, Exported]) -> No
 def test_content_off_says_the_log_is_not_uploaded(exported: dict[bool, Exported]) -> None:
     assert "logs are not uploaded to W&B" in exported[False].stderr
     assert "logs are not uploaded to W&B" not in exported[True].stderr
+
+
+def test_collector_stripped_pipeline_removes_what_content_off_removes(
+    exported: dict[bool, Exported], binaries: Binaries, jaeger: Jaeger, tmp_path: Path
+) -> None:
+    """The spans of the content-ON run, replayed with ``otel-bridge sync --to otlp`` through the real
+    collector: its content-stripped destination receives none of the content markers (nor a
+    secret), and still the spans and what is not content."""
+    run = exported[True]
+    token = uuid.uuid4().hex
+    with OtlpCapture(token=token) as bridge, OtlpCapture() as stripped:
+        collector = Collector(
+            binaries.collector,
+            tmp_path,
+            bridge_endpoint=bridge.http_endpoint,
+            jaeger_endpoint=jaeger.otlp_grpc_endpoint,
+            overlays=["otlp-stripped.yaml"],
+            env={"INSPECT_OTEL_RECEIVER_TOKEN": token, "STRIPPED_OTLP_ENDPOINT": stripped.http_endpoint},
+        )
+        collector.start()
+        try:
+            env = subprocess_env({"OTEL_EXPORTER_OTLP_ENDPOINT": collector.otlp_http_endpoint})
+            result = subprocess.run(
+                [OTEL_BRIDGE, "sync", "--to", "otlp", "--quiet", str(run.root / "spans")],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert result.returncode == 0, result.stderr[-3000:]
+            sent = sum(len(p.read_text().splitlines()) for p in (run.root / "spans").glob("*.jsonl"))
+            assert sent > 0
+            received = bridge.wait_for(1, timeout=30)
+            stripped_spans = stripped.wait_for(len(received), timeout=30)
+            data = stripped.all_bytes()
+            full = bridge.all_bytes()
+        finally:
+            collector.stop()
+    leaked = [k for k, v in run.markers.items() if v.encode() in data]
+    assert leaked == []
+    assert all(run.markers[f"content.{name}"].encode() in full for name in CONTENT), "sent with content"
+    names = {s.name for s in stripped_spans}
+    assert any(n.startswith("execute_tool") for n in names) and any(n.startswith("chat") for n in names)
+    assert b"modelfail" in data and b"planted/agent" in data  # ids and names stay
