@@ -10,7 +10,7 @@ overlay, so Python and environment configuration share one parser.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -335,13 +335,9 @@ def _content(r: _Reader) -> ContentSettings:
     value_limit = r.get(otel.OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT)
     if value_limit is not None and value_limit.isdigit() and int(value_limit) > 0:
         max_bytes = min(max_bytes, int(value_limit))
-    return ContentSettings(capture=_capture_content(r), max_bytes=max_bytes, redact_patterns=_patterns(r))
-
-
-def _patterns(r: _Reader) -> tuple[str, ...]:
     patterns, problems = parse_patterns(r.get("INSPECT_OTEL_REDACT_PATTERNS") or "")
     r.problems.extend(problems)
-    return patterns
+    return ContentSettings(capture=_capture_content(r), max_bytes=max_bytes, redact_patterns=patterns)
 
 
 def _weave(r: _Reader) -> WeaveSettings:
@@ -412,6 +408,11 @@ def overlay() -> dict[str, str]:
 def environment() -> dict[str, str]:
     """The process environment with the programmatic settings on top (what settings are read from)."""
     return {**os.environ, **_overlay}
+
+
+def environment_probe(names: Sequence[str]) -> tuple[object, ...]:
+    """A cheap change signal (the variable counts, the values of ``names``): re-read when it changes."""
+    return (len(os.environ), len(_overlay), *(_overlay.get(n, os.environ.get(n)) for n in names))
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
