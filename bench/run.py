@@ -10,8 +10,8 @@ the zero-latency offline model — the worst case for relative overhead. Runs ar
 (off, noop, file, otlp, default, off, ...) in fresh processes. The table shows the median wall
 time; its ratio to "off" as the median (and range) of each run against the "off" run of the same
 rep — adjacent in time, so a shared VM's drift cancels — and the best run against the best; the CPU the
-bridge's hook calls took on the eval's event-loop thread per span (timed around every hook call),
-the extra process CPU outside that thread per span (exporter threads; the W&B/Weave worker is a
+bridge's hook calls took on the eval's event-loop thread per span (timed around every hook call)
+and the redactor's share of it (every outermost call into otel_bridge.redact, timer included), the extra process CPU outside that thread per span (exporter threads; the W&B/Weave worker is a
 separate process and not counted), and peak RSS. Results are recorded in docs/performance.md.
 """
 
@@ -66,6 +66,30 @@ elif sys.argv[2] != "off":  # time every hook call on the loop thread (none of t
     for name, fn in list(vars(OtelBridgeHooks).items()):
         if name.startswith("on_") and inspect.iscoroutinefunction(fn):
             setattr(OtelBridgeHooks, name, timed(fn))
+
+    # the redactor's share of it: every outermost call into it (the edge pass on each span, and
+    # the content capture's redaction), timer included
+    from otel_bridge import redact
+    depth = [0]
+
+    def redacting(fn):
+        @functools.wraps(fn)
+        def call(*args, **kwargs):
+            if depth[0]:
+                return fn(*args, **kwargs)
+            depth[0] += 1
+            t = time.thread_time_ns()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                hook_ns["redact"] = hook_ns.get("redact", 0) + time.thread_time_ns() - t
+                depth[0] -= 1
+        return call
+
+    redactor_calls = (redact.Redactor, ("text", "structure", "vouch"))
+    for cls, names in (redactor_calls, (redact.Scrubber, ("span", "refresh"))):
+        for name in names:
+            setattr(cls, name, redacting(getattr(cls, name)))
 t0 = time.perf_counter(); r0 = resource.getrusage(resource.RUSAGE_SELF); m0 = time.thread_time()
 logs = eval(arithmetic(samples=samples), model="offline/careful", display="none", max_samples=50)
 m1 = time.thread_time(); r1 = resource.getrusage(resource.RUSAGE_SELF); t1 = time.perf_counter()
@@ -76,6 +100,7 @@ print("RESULT", json.dumps({{
     "loop_cpu": m1 - m0,
     "hook_cpu": hook_ns["sample"] / 1e9,  # per-sample hooks: what grows with the eval
     "setup_cpu": hook_ns["setup"] / 1e9,  # run/task hooks: session start, final flush
+    "redact_cpu": hook_ns.get("redact", 0) / 1e9,  # inside the hook calls: the redactor's share
     "rss_mb": r1.ru_maxrss / 1024,
 }}))
 """
@@ -173,6 +198,7 @@ def main() -> None:
         best = min(r["wall"] for r in runs) / min(r["wall"] for r in results["off"])
         spans = statistics.median(r.get("spans", 0) for r in runs)
         hook = med(config, "hook_cpu") / spans * 1e6 if spans else float("nan")
+        redact = med(config, "redact_cpu") / spans * 1e6 if spans else float("nan")
         bg = (
             (statistics.median(background(r) for r in runs) - off_bg) / spans * 1e6 if spans else float("nan")
         )
@@ -185,6 +211,7 @@ def main() -> None:
                 spread,
                 best,
                 hook,
+                redact,
                 bg,
                 spans,
                 med(config, "rss_mb"),
@@ -201,14 +228,15 @@ def main() -> None:
         "ratio range",
         "best/best",
         "hook µs/span",
+        "of which redaction",
         "background µs/span",
         "spans",
         "peak RSS MB",
     )
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
-    for config, wall, ratio, spread, best, hook, bg, spans, rss in rows:
-        extra = ("-", "-") if not spans else (f"{hook:.0f}", f"{bg:.0f}")
+    for config, wall, ratio, spread, best, hook, redact, bg, spans, rss in rows:
+        extra = ("-", "-", "-") if not spans else (f"{hook:.0f}", f"{redact:.1f}", f"{bg:.0f}")
         cells = (
             config,
             f"{wall:.2f}",

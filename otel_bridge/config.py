@@ -10,12 +10,14 @@ overlay, so Python and environment configuration share one parser.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from opentelemetry.sdk import environment_variables as otel
+
+from otel_bridge.redact import parse_patterns
 
 ENABLED_VAR = "INSPECT_OTEL_ENABLED"
 TRUE_VALUES = frozenset({"1", "true", "yes", "on"})
@@ -87,6 +89,10 @@ class ContentSettings:
     """``False`` removes every prompt, completion, tool argument/result and sample text."""
     max_bytes: int = field(default=DEFAULT_CONTENT_MAX_BYTES, metadata=_env("INSPECT_OTEL_CONTENT_MAX_BYTES"))
     """Cap per content attribute (also bounded by OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT)."""
+    redact_patterns: tuple[str, ...] = field(
+        default=(), repr=False, metadata=_env("INSPECT_OTEL_REDACT_PATTERNS")
+    )
+    """Regexes of your own secrets (one per line, or a JSON list): ``[REDACTED:pattern]`` everywhere."""
 
 
 @dataclass(frozen=True)
@@ -329,7 +335,9 @@ def _content(r: _Reader) -> ContentSettings:
     value_limit = r.get(otel.OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT)
     if value_limit is not None and value_limit.isdigit() and int(value_limit) > 0:
         max_bytes = min(max_bytes, int(value_limit))
-    return ContentSettings(capture=_capture_content(r), max_bytes=max_bytes)
+    patterns, problems = parse_patterns(r.get("INSPECT_OTEL_REDACT_PATTERNS") or "")
+    r.problems.extend(problems)
+    return ContentSettings(capture=_capture_content(r), max_bytes=max_bytes, redact_patterns=patterns)
 
 
 def _weave(r: _Reader) -> WeaveSettings:
@@ -400,6 +408,11 @@ def overlay() -> dict[str, str]:
 def environment() -> dict[str, str]:
     """The process environment with the programmatic settings on top (what settings are read from)."""
     return {**os.environ, **_overlay}
+
+
+def environment_probe(names: Sequence[str]) -> tuple[object, ...]:
+    """A cheap change signal (the variable counts, the values of ``names``): re-read when it changes."""
+    return (len(os.environ), len(_overlay), *(_overlay.get(n, os.environ.get(n)) for n in names))
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:

@@ -7,6 +7,10 @@ Everything downstream (processors, exporters) sees ordinary SDK spans. Sampling 
 provider's configured sampler (OTEL_TRACES_SAMPLER) for the roots that ask for it (sample
 traces); children follow their root, as the default parent-based sampler does. Other roots (the
 run, the task: few spans that carry the metrics) are always recorded.
+
+``scrubber`` (set by the hook's session) is the one redaction pass at the edge: every ended span
+goes through it before any processor sees it, and every root span start refreshes what it knows
+of the environment's secrets.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from opentelemetry.sdk.trace.sampling import Sampler
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.status import Status
+
+from otel_bridge.redact import Scrubber
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
@@ -105,6 +111,7 @@ class SpanFactory:
         self.scope = scope
         self.sampler = sampler
         self.processors = tuple(processors)
+        self.scrubber: Scrubber | None = None
         self._random = random.Random()
 
     @staticmethod
@@ -129,6 +136,8 @@ class SpanFactory:
             flags = parent.span_context.trace_flags
         else:
             parent_ctx = None
+            if self.scrubber is not None:  # a run, task or sample: the environment may have changed
+                self.scrubber.refresh()
             trace_id = self._random.getrandbits(128) or 1
             flags = _SAMPLED
             if sampled:
@@ -138,5 +147,7 @@ class SpanFactory:
         return LiteSpan(self, name, context, parent_ctx, kind, attributes, tuple(links), start_ns)
 
     def emit(self, span: LiteSpan) -> None:
+        if self.scrubber is not None:
+            span._status = self.scrubber.span(span.attrs, span._events, span._status)
         for processor in self.processors:
             processor.on_end(span)

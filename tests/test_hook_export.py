@@ -106,9 +106,9 @@ def test_secrets_never_leave(bridge: BridgeEnv, monkeypatch: pytest.MonkeyPatch)
         assert SECRET_ARG.encode() not in blob
         assert SECRET_ENV.encode() not in blob
     (task_span,) = SpanTree(spans).named(c.SPAN_TASK)
-    assert "[REDACTED]" in task_span.attr(c.MODEL_ARGS)
+    assert "[REDACTED:secret_key]" in task_span.attr(c.MODEL_ARGS)
     (sample,) = SpanTree(spans).named(c.SPAN_SAMPLE)
-    assert sample.attr(c.SAMPLE_INPUT) == "My token is [REDACTED]. What is 1 + 2?"
+    assert sample.attr(c.SAMPLE_INPUT) == "My token is [REDACTED:env:MY_PROVIDER_API_KEY]. What is 1 + 2?"
 
 
 def _metrics(stdout_logs: Path) -> dict[str, dict[str, float]]:

@@ -424,8 +424,8 @@ def test_logs_artifact_and_files(main_run: WandbRun, main_logs: list[Any]) -> No
     assert art["name"] == f"inspect-logs-{main_run.run_id}"
     assert sorted(art["paths"]) == sorted(Path(log.location).name for log in main_logs)
     sizes = {e["path"]: e["size"] for e in art["entries"]}
-    for log in main_logs:
-        assert sizes[Path(log.location).name] == Path(log.location).stat().st_size
+    for log in main_logs:  # a redacted copy, not the raw file (tests/test_secrets.py reads it back)
+        assert sizes[Path(log.location).name] > 0
     assert "notes.txt" in main_run.files
 
 

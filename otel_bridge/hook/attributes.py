@@ -187,7 +187,7 @@ _SECRET_ARG = re.compile(r"((?:api[_-]?key|token|secret|password)[^=\s]*=)(\S+)"
 def command_line(redactor: Redactor) -> str:
     """The CLI command line (Inspect records none), with secret-looking values removed."""
     text = " ".join(sys.argv)
-    return redactor.text(_SECRET_ARG.sub(r"\1[REDACTED]", text))
+    return redactor.text(_SECRET_ARG.sub(r"\1[REDACTED:secret_key]", text))
 
 
 def eval_set_attrs(data: EvalSetStart, versions: Attrs) -> Attrs:

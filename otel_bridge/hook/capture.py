@@ -40,8 +40,10 @@ class ContentCapture:
         """
         if not self.settings.content.capture or value is None:
             return
-        text, cut = bounded_json(to_jsonable(value), self.settings.content.max_bytes)
-        text = self.redactor.text(text)
+        # redacted before it is cut: a cut cannot leave half a secret, nor redaction overshoot the cap
+        redacted = self.redactor.structure(to_jsonable(value))
+        text, cut = bounded_json(redacted, self.settings.content.max_bytes)
+        self.redactor.vouch(text)  # made of redacted text: the edge pass need not search it again
         for key in (keys,) if isinstance(keys, str) else keys:
             attrs[key] = text
             if cut:
@@ -68,7 +70,7 @@ class ContentCapture:
             else:
                 # a system message is kept as its parts (gen_ai.system_instructions), inner JSON only
                 value = system_parts(message) if message.role == "system" else message_json(message)
-                text = self.redactor.text(dumps(value))
+                text = dumps(self.redactor.structure(value))
                 if message.role == "system":
                     text = text[1:-1]
                 nbytes = len(text.encode("utf-8"))
@@ -83,12 +85,14 @@ class ContentCapture:
         if system:
             joined_system = "[" + ",".join(system) + "]"
             if len(joined_system) * 4 <= budget or len(joined_system.encode("utf-8")) <= budget:
+                self.redactor.vouch(joined_system)
                 attrs[c.GEN_AI_SYSTEM_INSTRUCTIONS] = joined_system
             else:
                 parts = [p for m in messages if m.role == "system" for p in system_parts(m)]
                 self.content(attrs, c.GEN_AI_SYSTEM_INSTRUCTIONS, parts, truncated)
         if size <= budget:
             joined = "[" + ",".join(fragments) + "]"
+            self.redactor.vouch(joined)
             attrs[c.GEN_AI_INPUT_MESSAGES] = attrs[c.INPUT_VALUE] = joined
         else:
             rest = [message_json(m) for m in messages if m.role != "system"]

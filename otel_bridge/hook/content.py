@@ -49,18 +49,32 @@ def _size(text: str) -> int:
     return len(text.encode("utf-8"))
 
 
-def bounded_json(value: Any, max_bytes: int) -> tuple[str, bool]:
-    """Serialise ``value`` to at most ``max_bytes`` of valid JSON; says whether it cut anything.
+def _valid_unicode(text: str) -> str:
+    """Lone surrogates (from broken JSON or bytes) cannot be encoded: they become U+FFFD."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
-    Long strings are shortened first (every leaf to the same cap, largest cap that fits),
-    then list items are dropped from the middle, and as a last resort the whole document
-    becomes one truncated JSON string.
+
+def bounded_json(value: Any, max_bytes: int) -> tuple[str, bool]:
+    """Serialise ``value`` to at most ``max_bytes`` UTF-8 bytes; says whether it cut anything.
+
+    A string stays the text itself (cut at a character boundary); anything else is valid JSON.
+    Long strings are shortened first (every leaf to the same cap, largest cap that fits), then
+    list items are dropped from the middle, and as a last resort the whole document becomes one
+    JSON string, cut until its escaped form fits (escaping can make text up to 6x longer).
     """
-    text = value if isinstance(value, str) else dumps(value)
     if isinstance(value, str):
+        value = _valid_unicode(value)
         if _size(value) <= max_bytes:
             return value, False
         return _cut_text(value, max_bytes), True
+    text = dumps(value)
+    clean = _valid_unicode(text)
+    if clean is not text:
+        text, value = clean, json.loads(clean)
     if _size(text) <= max_bytes:
         return text, False
     cap = max_bytes // 2
@@ -70,14 +84,35 @@ def bounded_json(value: Any, max_bytes: int) -> tuple[str, bool]:
             return candidate, True
         cap //= 2
     if isinstance(value, list) and len(value) > 2:
-        items = _cap_strings(value, 32)
-        while len(items) > 2:
-            middle = len(items) // 2
-            items = items[:middle] + items[middle + 1 :]
-            candidate = dumps([*items[: len(items) // 2], {"truncated": True}, *items[len(items) // 2 :]])
-            if _size(candidate) <= max_bytes:
-                return candidate, True
-    return dumps(_cut_text(text, max_bytes - 2)), True
+        thinned = _ends_of(_cap_strings(value, 32), max_bytes)
+        if thinned is not None:
+            return thinned, True
+    budget = max_bytes - 2
+    while budget > 0:
+        candidate = dumps(_cut_text(text, budget))
+        over = _size(candidate) - max_bytes
+        if over <= 0:
+            return candidate, True
+        budget -= over
+    return '""', True
+
+
+def _ends_of(items: list[Any], max_bytes: int) -> str | None:
+    """As many items from both ends as fit, around a ``{"truncated": true}`` (linear in items)."""
+    sizes = [_size(dumps(item)) + 1 for item in items]  # each with its comma
+    budget = max_bytes - 2 - len(dumps({"truncated": True}))
+    head, tail = 0, len(items)
+    while head < tail:
+        side = head if head <= len(items) - tail else tail - 1
+        if sizes[side] > budget:
+            break
+        budget -= sizes[side]
+        if side == head:
+            head += 1
+        else:
+            tail -= 1
+    candidate = dumps([*items[:head], {"truncated": True}, *items[tail:]])
+    return candidate if _size(candidate) <= max_bytes else None
 
 
 def _cut_text(text: str, max_bytes: int) -> str:

@@ -13,10 +13,10 @@ from importlib.metadata import PackageNotFoundError, version
 
 from otel_bridge import __version__, api, notify
 from otel_bridge import conventions as c
-from otel_bridge.config import Settings, environment, load_settings
+from otel_bridge.config import Settings, environment, environment_probe, load_settings
 from otel_bridge.hook.recorder import Recorder
 from otel_bridge.pipeline import Pipeline
-from otel_bridge.redact import Redactor
+from otel_bridge.redact import Redactor, Scrubber
 
 
 def _inspect_version() -> str:
@@ -41,7 +41,10 @@ class Session:
             c.INSPECT_VERSION: inspect_version,
             c.BRIDGE_VERSION: __version__,
         }
-        self.recorder = Recorder(self.pipeline.spans, settings, Redactor(environment()), versions)
+        # one redactor: the builders' and the edge pass's (which every span goes through)
+        redactor = Redactor(environment, patterns=settings.content.redact_patterns, probe=environment_probe)
+        self.pipeline.spans.scrubber = Scrubber(redactor, settings.content.capture)
+        self.recorder = Recorder(self.pipeline.spans, settings, redactor, versions)
 
     def finish_batch(self) -> None:
         """End of a run or eval set: deliver what is queued, within the bounded timeout.

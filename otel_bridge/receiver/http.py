@@ -26,6 +26,14 @@ JSON_TYPE = "application/json"
 _DISCARD_CAP = 256 * 1024 * 1024
 
 
+def _summary(body: bytes) -> bytes:
+    """/healthz without the receiver token: status and counts; each sink only "ok" or "problem"."""
+    doc = json.loads(body)
+    sinks = doc.get("sinks") or {}
+    doc["sinks"] = {name: "ok" if problem is None else "problem" for name, problem in sinks.items()}
+    return json.dumps(doc).encode()
+
+
 class TooLarge(ValueError):
     """Over the configured body limit (→ 413)."""
 
@@ -173,13 +181,18 @@ class _OtlpHandler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         if path in ("/healthz", "/health", "/"):
             ok, body = health_json(self.receiver)
-            self._send(200 if ok else 503, body, JSON_TYPE)
+            self._send(200 if ok else 503, body if self._may_see_details() else _summary(body), JSON_TYPE)
         elif path == TRACES_PATH:
             self._fail(405, code_pb2.INVALID_ARGUMENT, "use POST for /v1/traces", Allow="POST")
         else:
             self._fail(
                 404, code_pb2.NOT_FOUND, f"no such path {path!r}; OTLP traces go to POST {TRACES_PATH}"
             )
+
+    def _may_see_details(self) -> bool:
+        """Sink problem text (URLs, project names, error text) only for a request with the token."""
+        header = self.headers.get("Authorization")
+        return self.receiver.options.token is not None and bool(header) and self.receiver.authorized(header)
 
     def do_HEAD(self) -> None:  # noqa: N802 - stdlib naming
         ok, _ = health_json(self.receiver)

@@ -11,6 +11,8 @@ failures become one line from ``problem()``.
 from __future__ import annotations
 
 import atexit
+import shutil
+import tempfile
 import threading
 import time
 import urllib.error
@@ -20,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from otel_bridge import notify
-from otel_bridge.config import Settings
+from otel_bridge.config import Settings, environment
 from otel_bridge.records import SpanRecord
+from otel_bridge.redact import Redactor, redacted_eval_log
 from otel_bridge.sinks.base import DeliveryError, RecordSink
 from otel_bridge.translate.wandb import (
     EXIT_INCOMPLETE,
@@ -229,22 +232,42 @@ class WandbSink(RecordSink):
             run.finish(exit_code=w.exit_code)
 
     def _files(self, run: Any, w: LogFiles) -> None:
+        """The Inspect logs as one artifact, and the user's extra files.
+
+        The artifact follows the content rules: without content capture it is not uploaded at
+        all (one line says so; the log's location stays in the summary), with it the artifact is
+        a redacted copy written with Inspect's own log reader and writer, never the raw file.
+        """
         wandb = self._wandb
-        if w.eval_logs:
+        if w.eval_logs and not self.settings.content.capture:
+            notify.say(
+                "INSPECT_OTEL_CAPTURE_CONTENT=false: Inspect's logs are not uploaded to W&B "
+                "(their locations are in the run summary)",
+                key="wandb-log-artifact",
+            )
+        elif w.eval_logs:
             artifact = wandb.Artifact(f"inspect-logs-{run.id}", type="inspect-log")
             added = 0
+            staging = Path(tempfile.mkdtemp(prefix="inspect-otel-logs-"))  # add_file copies it
+            redactor = Redactor(environment(), patterns=self.settings.content.redact_patterns)
             for location in w.eval_logs:
                 local = location[len("file://") :] if location.startswith("file://") else location
-                if "://" in local:
-                    artifact.add_reference(location)
+                if "://" in local:  # a reference: W&B records the URI, the file stays where it is
+                    artifact.add_reference(redactor.text(location))
                     added += 1
                 elif Path(local).is_file():
-                    artifact.add_file(local, name=Path(local).name)
+                    try:
+                        copy = redacted_eval_log(local, staging, redactor)
+                    except Exception as exc:  # a log Inspect cannot read back: not uploaded
+                        self._problems.append(f"Inspect log not uploaded to W&B ({type(exc).__name__})")
+                        continue
+                    artifact.add_file(str(copy), name=copy.name)
                     added += 1
                 else:  # eval-set retries replace a failed task's log: nothing to keep
                     notify.logger.debug("Inspect log %s not found; not added to W&B", location)
             if added:
                 run.log_artifact(artifact)
+            shutil.rmtree(staging, ignore_errors=True)
         for pattern in w.extra:
             path = Path(pattern).expanduser()
             if not path.is_absolute():
