@@ -1,0 +1,218 @@
+"""One run's logs replayed through the hook's own Recorder, at the times the log recorded.
+
+The import has no span-building code of its own: it rebuilds the hook data Inspect would have
+passed live (``RunStart``, ``TaskStart``, ``SampleInit``, ``SampleAttemptStart``,
+``SampleEvent``, ``SampleEnd``, ``TaskEnd``, ``RunEnd``) from the log, and calls the same
+``Recorder`` methods in the same order. Two things differ from a live session, both held by
+``ReplayFactory``: its clock reads the log's time of each hook call instead of the wall clock,
+and its span ids are derived from Inspect's ids, so importing a log twice gives the same spans.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, cast
+
+from inspect_ai.event import SampleInitEvent
+from inspect_ai.hooks import (
+    RunEnd,
+    RunStart,
+    SampleAttemptStart,
+    SampleEnd,
+    SampleInit,
+    TaskEnd,
+    TaskStart,
+)
+from inspect_ai.log import EvalLog, EvalSample
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor
+from opentelemetry.sdk.trace.sampling import Sampler
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import Link, SpanKind
+
+from otel_bridge import conventions as c
+from otel_bridge.hook.recorder import Recorder
+from otel_bridge.spanfactory import LiteSpan, SpanFactory
+
+#: Attributes only a live run knows; left out of imported spans (docs/conventions.md, "Imported logs").
+LIVE_ONLY_ATTRIBUTES = (c.COMMAND_LINE,)
+
+
+def ns(value: str | datetime | None) -> int | None:
+    """An Inspect timestamp (ISO string or datetime) → epoch nanoseconds; None when absent."""
+    if not value:
+        return None
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return int(moment.timestamp() * 1_000_000_000)
+
+
+def identity_seed(name: str, attributes: Mapping[str, Any]) -> str:
+    """The Inspect ids a root span's trace is derived from (a sample root: its uuid and attempt)."""
+    if c.SAMPLE_UUID in attributes:
+        return f"sample/{attributes[c.SAMPLE_UUID]}/{attributes.get(c.SAMPLE_ATTEMPT)}"
+    for key in (c.EVAL_ID, c.RUN_ID, c.EVAL_SET_ID):
+        if key in attributes:
+            return f"{name}/{attributes[key]}"
+    return name
+
+
+class ReplayFactory(SpanFactory):
+    """The hook's SpanFactory with the log's clock and ids derived from Inspect's ids.
+
+    Every root span (eval set, run, task, sample attempt) reseeds the id generator from the
+    Inspect ids it carries; the spans under it are created in the log's order, so the same
+    log always yields the same trace and span ids. ``keep`` decides, per ended span, whether
+    it is handed on (a span file that already holds it gets nothing twice).
+    """
+
+    def __init__(
+        self,
+        resource: Resource,
+        scope: InstrumentationScope,
+        sampler: Sampler,
+        processors: Sequence[SpanProcessor],
+        keep: Callable[[LiteSpan], bool] | None = None,
+    ) -> None:
+        super().__init__(resource, scope, sampler, processors)
+        self.clock_ns = 0
+        self.keep = keep
+        self.emitted = 0
+        self.skipped = 0
+
+    def now(self) -> int:  # type: ignore[override]  # an instance's clock, not the wall clock
+        return self.clock_ns
+
+    def start(
+        self,
+        name: str,
+        parent: LiteSpan | None,
+        attributes: dict[str, Any],
+        start_ns: int,
+        kind: SpanKind = SpanKind.INTERNAL,
+        links: Sequence[Link] = (),
+        sampled: bool = False,
+    ) -> LiteSpan:
+        if parent is None:
+            self._random = random.Random(identity_seed(name, attributes))
+        for key in LIVE_ONLY_ATTRIBUTES:
+            attributes.pop(key, None)
+        return super().start(name, parent, attributes, start_ns, kind, links, sampled)
+
+    def emit(self, span: LiteSpan) -> None:
+        if self.keep is not None and not self.keep(span):
+            self.skipped += 1
+            return
+        self.emitted += 1
+        super().emit(span)
+
+
+@dataclass
+class TaskLog:
+    """One task × model log: its header (no samples) and a way to stream its samples."""
+
+    location: str
+    header: EvalLog
+    samples: Callable[[], Iterator[EvalSample]]
+
+    @property
+    def created(self) -> str:
+        return self.header.eval.created
+
+
+@dataclass
+class RunLogs:
+    """The logs of one Inspect run (one ``eval()`` call), in the order their tasks were created."""
+
+    run_id: str
+    eval_set_id: str | None
+    tasks: list[TaskLog] = field(default_factory=list)
+
+
+def _first_event_ns(sample: EvalSample | None) -> int | None:
+    """When the sample's init began (Inspect calls on_sample_init just after that event)."""
+    if sample is None:
+        return None
+    init = next((e for e in sample.events if isinstance(e, SampleInitEvent)), None)
+    first = init or (sample.events[0] if sample.events else None)
+    return ns(first.timestamp) if first is not None else ns(sample.started_at)
+
+
+def _peek(samples: Iterator[EvalSample]) -> tuple[EvalSample | None, Iterator[EvalSample]]:
+    first = next(samples, None)
+    return first, samples if first is None else itertools.chain([first], samples)
+
+
+def replay_run(
+    recorder: Recorder,
+    factory: ReplayFactory,
+    run: RunLogs,
+    on_sample: Callable[[TaskLog, EvalSample], None] | None = None,
+    on_task: Callable[[TaskLog], None] | None = None,
+) -> None:
+    """Call the recorder as Inspect's hooks would have for this run, at the log's times."""
+    eval_set_id, run_id = run.eval_set_id, run.run_id
+    streams = [_peek(t.samples()) for t in run.tasks]
+    # a log's task times are whole seconds: its first sample's init is the nearest time it knows
+    starts = [_task_start_ns(t.header, first) for t, (first, _) in zip(run.tasks, streams, strict=True)]
+    factory.clock_ns = min(starts, default=0)
+    recorder.run_start(RunStart(eval_set_id, run_id, [t.header.eval.task for t in run.tasks]))
+    run_end = factory.clock_ns
+    for task, start, (_, samples) in zip(run.tasks, starts, streams, strict=True):
+        header = task.header
+        eval_id = header.eval.eval_id
+        factory.clock_ns = last = start
+        recorder.task_start(TaskStart(eval_set_id, run_id, eval_id, header.eval, header.plan))
+        if on_task is not None:
+            on_task(task)
+        for sample in samples:
+            last = max(last, _replay_sample(recorder, factory, eval_set_id, run_id, eval_id, sample))
+            if on_sample is not None:
+                on_sample(task, sample)
+        factory.clock_ns = last = max(last, ns(header.stats.completed_at) or last)
+        run_end = max(run_end, last)
+        if header.status == "success":  # Inspect calls on_task_end only for a task that finished
+            recorder.task_end(TaskEnd(eval_set_id, run_id, eval_id, header))
+    factory.clock_ns = run_end
+    logs = [t.header for t in run.tasks]
+    recorder.run_end(RunEnd(eval_set_id, run_id, None, cast(Any, logs)))
+
+
+def _task_start_ns(header: EvalLog, first: EvalSample | None) -> int:
+    logged = ns(header.stats.started_at) or ns(header.eval.created) or 0
+    return max(logged, _first_event_ns(first) or logged)
+
+
+def _replay_sample(
+    recorder: Recorder,
+    factory: ReplayFactory,
+    eval_set_id: str | None,
+    run_id: str,
+    eval_id: str,
+    sample: EvalSample,
+) -> int:
+    """One sample's hook calls; returns the time it ended."""
+    uuid = sample.uuid or f"{eval_id}/{sample.id}/{sample.epoch}"
+    summary = sample.summary()
+    events = sample.events
+    started = _first_event_ns(sample) or factory.clock_ns
+    factory.clock_ns = started
+    recorder.sample_init(SampleInit(eval_set_id, run_id, eval_id, uuid, summary))
+    attempt = len(sample.error_retries or []) + 1  # only the last attempt's events are in the log
+    recorder.sample_attempt_start(SampleAttemptStart(eval_set_id, run_id, eval_id, uuid, summary, attempt))
+    last = started
+    for event in _delivered(events):
+        moment = ns(getattr(event, "completed", None)) or ns(event.timestamp) or last
+        factory.clock_ns = last = max(last, moment)
+        recorder.sample_event(uuid, event)
+    factory.clock_ns = ended = max(last, ns(sample.completed_at) or last)
+    recorder.sample_end(SampleEnd(eval_set_id, run_id, eval_id, uuid, sample))
+    return ended
+
+
+def _delivered(events: Iterable[Any]) -> Iterator[Any]:
+    """The events in the order Inspect delivers them (a pending event never is)."""
+    return (e for e in events if not getattr(e, "pending", False))

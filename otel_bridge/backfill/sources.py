@@ -1,0 +1,103 @@
+"""Finding Inspect logs, reading their headers, and grouping them into runs as they ran live.
+
+Paths are whatever Inspect's own log reading accepts: a file, a directory (searched
+recursively by ``list_eval_logs``), or a URL such as ``s3://…`` when fsspec's extra is
+installed. Samples are streamed one at a time (``read_eval_log_samples``); only a log too old
+to list its sample ids is read whole. Every file that cannot be read becomes one problem line
+naming it; the others still import.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from inspect_ai.log import EvalLog, EvalSample, list_eval_logs, read_eval_log, read_eval_log_samples
+
+from otel_bridge.backfill.replay import RunLogs, TaskLog
+
+LOG_SUFFIXES = (".eval", ".json")
+
+
+@dataclass
+class Found:
+    """The log files found under the given paths, and what could not be read."""
+
+    files: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # files in a directory that are not logs
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else 'unreadable'}"
+
+
+def find_logs(paths: list[str]) -> Found:
+    """Every log under ``paths`` (files as given, directories recursively), in a stable order."""
+    found = Found()
+    for raw in paths:
+        local = Path(raw)
+        is_url = "://" in raw
+        try:
+            if not is_url and not local.exists():
+                found.problems.append(f"{raw}: no such file or directory")
+            elif is_url and not raw.endswith(LOG_SUFFIXES) or not is_url and local.is_dir():
+                listed = sorted(_local(info.name) for info in list_eval_logs(raw, recursive=True))
+                if not is_url:
+                    found.skipped.extend(_non_logs(local))
+                if not listed:
+                    found.problems.append(f"{raw}: no Inspect logs (.eval, .json) found")
+                found.files.extend(listed)
+            else:
+                found.files.append(raw if is_url else str(local.resolve()))
+        except Exception as exc:  # permissions, a missing fsspec extra, a bad URL
+            found.problems.append(f"{raw}: cannot list ({_describe(exc)})")
+    return found
+
+
+def _local(name: str) -> str:
+    """Inspect lists local logs as ``file://`` URIs; the hook saw (and records) plain paths."""
+    return urllib.parse.unquote(name.removeprefix("file://")) if name.startswith("file://") else name
+
+
+def _non_logs(directory: Path) -> list[str]:
+    return sorted(str(p) for p in directory.rglob("*") if p.is_file() and p.suffix not in LOG_SUFFIXES)
+
+
+def read_header(location: str) -> EvalLog:
+    """The log without its samples; raises a ValueError naming the file when it is no Inspect log."""
+    try:
+        header = read_eval_log(location, header_only=True)
+    except Exception as exc:
+        raise ValueError(f"{location}: not a readable Inspect log ({_describe(exc)})") from exc
+    if not header.eval.run_id or not header.eval.eval_id:
+        raise ValueError(f"{location}: the log has no run or eval id (written by a very old Inspect?)")
+    return header
+
+
+def stream_samples(location: str, header: EvalLog) -> Iterator[EvalSample]:
+    """The log's samples one at a time, attachments resolved to the content the hook saw live."""
+    if header.eval.dataset.sample_ids is None:  # an old log: no index to stream from
+        full = read_eval_log(location, resolve_attachments=True)
+        yield from full.samples or []
+        return
+    yield from read_eval_log_samples(location, all_samples_required=False, resolve_attachments=True)
+
+
+def group_runs(headers: list[tuple[str, EvalLog]]) -> list[RunLogs]:
+    """One RunLogs per Inspect run id, tasks in creation order (an eval-set retry after its attempt)."""
+    runs: dict[str, RunLogs] = {}
+    for location, header in headers:
+        spec = header.eval
+        run = runs.setdefault(spec.run_id, RunLogs(spec.run_id, spec.eval_set_id))
+        run.tasks.append(TaskLog(location, header, _streamer(location, header)))
+    for run in runs.values():
+        run.tasks.sort(key=lambda t: (t.created, t.location))
+    return sorted(runs.values(), key=lambda r: (r.tasks[0].created, r.run_id))
+
+
+def _streamer(location: str, header: EvalLog) -> Callable[[], Iterator[EvalSample]]:
+    return lambda: stream_samples(location, header)
