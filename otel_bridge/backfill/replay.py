@@ -2,22 +2,23 @@
 
 The import has no span-building code of its own: it rebuilds the hook data Inspect would have
 passed live (``RunStart``, ``TaskStart``, ``SampleInit``, ``SampleAttemptStart``,
-``SampleEvent``, ``SampleEnd``, ``TaskEnd``, ``RunEnd``) from the log, and calls the same
-``Recorder`` methods in the same order. Two things differ from a live session, both held by
-``ReplayFactory``: its clock reads the log's time of each hook call instead of the wall clock,
-and its span ids are derived from Inspect's ids, so importing a log twice gives the same spans.
+``SampleEnd``, ``TaskEnd``, ``RunEnd``) from the log, and calls the same ``Recorder`` methods
+in the same order; a sample's events reach it as the ones ``sample_end`` finds not yet seen
+(the recorder's own path for events Inspect did not deliver live). Two things differ from a
+live session, both held by ``ReplayFactory``: its clock reads the log's time of each hook call
+instead of the wall clock, and its span ids are derived from Inspect's ids, so importing a log
+twice gives the same spans.
 """
 
 from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from inspect_ai.event import SampleInitEvent
 from inspect_ai.hooks import (
     RunEnd,
     RunStart,
@@ -133,12 +134,13 @@ class RunLogs:
 
 
 def _first_event_ns(sample: EvalSample | None) -> int | None:
-    """When the sample's init began (Inspect calls on_sample_init just after that event)."""
+    """When the sample began: its first event (the init span opens as Inspect starts the sample;
+    live, the sample's root starts within a few microseconds of it)."""
     if sample is None:
         return None
-    init = next((e for e in sample.events if isinstance(e, SampleInitEvent)), None)
-    first = init or (sample.events[0] if sample.events else None)
-    return ns(first.timestamp) if first is not None else ns(sample.started_at)
+    if sample.events:
+        return ns(sample.events[0].timestamp)
+    return ns(sample.started_at)
 
 
 def _peek(samples: Iterator[EvalSample]) -> tuple[EvalSample | None, Iterator[EvalSample]]:
@@ -197,22 +199,19 @@ def _replay_sample(
     """One sample's hook calls; returns the time it ended."""
     uuid = sample.uuid or f"{eval_id}/{sample.id}/{sample.epoch}"
     summary = sample.summary()
-    events = sample.events
     started = _first_event_ns(sample) or factory.clock_ns
     factory.clock_ns = started
     recorder.sample_init(SampleInit(eval_set_id, run_id, eval_id, uuid, summary))
     attempt = len(sample.error_retries or []) + 1  # only the last attempt's events are in the log
     recorder.sample_attempt_start(SampleAttemptStart(eval_set_id, run_id, eval_id, uuid, summary, attempt))
-    last = started
-    for event in _delivered(events):
-        moment = ns(getattr(event, "completed", None)) or ns(event.timestamp) or last
-        factory.clock_ns = last = max(last, moment)
-        recorder.sample_event(uuid, event)
-    factory.clock_ns = ended = max(last, ns(sample.completed_at) or last)
+    # the events go in through sample_end, which dispatches every event not seen live, in
+    # order: an event without its own end time (a failed model call) ends at the sample's end,
+    # as it does live, where Inspect delivers such events only with the finished sample
+    factory.clock_ns = ended = max(started, ns(sample.completed_at) or _last_event_ns(sample) or started)
     recorder.sample_end(SampleEnd(eval_set_id, run_id, eval_id, uuid, sample))
     return ended
 
 
-def _delivered(events: Iterable[Any]) -> Iterator[Any]:
-    """The events in the order Inspect delivers them (a pending event never is)."""
-    return (e for e in events if not getattr(e, "pending", False))
+def _last_event_ns(sample: EvalSample) -> int | None:
+    times = [ns(getattr(e, "completed", None)) or ns(e.timestamp) for e in sample.events]
+    return max((t for t in times if t is not None), default=None)

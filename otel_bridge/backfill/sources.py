@@ -47,7 +47,7 @@ def find_logs(paths: list[str]) -> Found:
             elif is_url and not raw.endswith(LOG_SUFFIXES) or not is_url and local.is_dir():
                 listed = sorted(_local(info.name) for info in list_eval_logs(raw, recursive=True))
                 if not is_url:
-                    found.skipped.extend(_non_logs(local))
+                    found.skipped.extend(_non_logs(local, set(listed)))
                 if not listed:
                     found.problems.append(f"{raw}: no Inspect logs (.eval, .json) found")
                 found.files.extend(listed)
@@ -63,8 +63,9 @@ def _local(name: str) -> str:
     return urllib.parse.unquote(name.removeprefix("file://")) if name.startswith("file://") else name
 
 
-def _non_logs(directory: Path) -> list[str]:
-    return sorted(str(p) for p in directory.rglob("*") if p.is_file() and p.suffix not in LOG_SUFFIXES)
+def _non_logs(directory: Path, logs: set[str]) -> list[str]:
+    """The files in ``directory`` Inspect does not list as logs (a ``.json`` may be something else)."""
+    return sorted(str(p) for p in directory.rglob("*") if p.is_file() and str(p) not in logs)
 
 
 def read_header(location: str) -> EvalLog:
@@ -72,7 +73,9 @@ def read_header(location: str) -> EvalLog:
     try:
         header = read_eval_log(location, header_only=True)
     except Exception as exc:
-        raise ValueError(f"{location}: not a readable Inspect log ({_describe(exc)})") from exc
+        raise ValueError(
+            f"{location}: not a readable Inspect log, corrupt or cut short? ({_describe(exc)})"
+        ) from exc
     if not header.eval.run_id or not header.eval.eval_id:
         raise ValueError(f"{location}: the log has no run or eval id (written by a very old Inspect?)")
     return header
