@@ -157,13 +157,17 @@ def replay_run(
 ) -> None:
     """Call the recorder as Inspect's hooks would have for this run, at the log's times."""
     eval_set_id, run_id = run.eval_set_id, run.run_id
-    streams = [_peek(t.samples()) for t in run.tasks]
-    # a log's task times are whole seconds: its first sample's init is the nearest time it knows
-    starts = [_task_start_ns(t.header, first) for t, (first, _) in zip(run.tasks, streams, strict=True)]
-    factory.clock_ns = min(starts, default=0)
-    recorder.run_start(RunStart(eval_set_id, run_id, [t.header.eval.task for t in run.tasks]))
+    # a log's task times are whole seconds: its first sample's init is the nearest time it knows;
+    # tasks go in the order they started (the log keeps no other record of the run's task order)
+    order = []
+    for task in run.tasks:
+        first, samples = _peek(task.samples())
+        order.append((_task_start_ns(task.header, first), task.created, task, samples))
+    order.sort(key=lambda item: item[:2])
+    factory.clock_ns = min((item[0] for item in order), default=0)
+    recorder.run_start(RunStart(eval_set_id, run_id, [item[2].header.eval.task for item in order]))
     run_end = factory.clock_ns
-    for task, start, (_, samples) in zip(run.tasks, starts, streams, strict=True):
+    for start, _, task, samples in order:
         header = task.header
         eval_id = header.eval.eval_id
         factory.clock_ns = last = start
