@@ -73,9 +73,8 @@ def read_header(location: str) -> EvalLog:
     try:
         header = read_eval_log(location, header_only=True)
     except Exception as exc:
-        raise ValueError(
-            f"{location}: not a readable Inspect log, corrupt or cut short? ({_describe(exc)})"
-        ) from exc
+        hint = ", corrupt or cut short?" if Path(location).is_file() else ""
+        raise ValueError(f"{location}: not a readable Inspect log{hint} ({_describe(exc)})") from exc
     if not header.eval.run_id or not header.eval.eval_id:
         raise ValueError(f"{location}: the log has no run or eval id (written by a very old Inspect?)")
     return header
