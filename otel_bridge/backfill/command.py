@@ -101,8 +101,9 @@ def _stderr_console() -> Any:
 def _print_report(report: Any, dry_run: bool, quiet: bool) -> None:
     for run in report.runs:
         where = f" (eval set {run.eval_set_id})" if run.eval_set_id else ""
-        already = f", {run.already} already in {run.path}" if run.already else ""
-        target = "" if dry_run or run.path is None else f" → {run.path}"
+        files = ", ".join(map(str, run.paths))
+        already = f", {run.already} already in {files}" if run.already else ""
+        target = "" if dry_run or not run.paths else f" → {files}"
         print(f"run {run.run_id}{where}: {len(run.tasks)} task(s), {run.spans} span(s){already}{target}")
         if dry_run or not quiet:
             for task in run.tasks:

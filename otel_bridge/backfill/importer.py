@@ -59,8 +59,8 @@ class RunSummary:
     eval_set_id: str | None
     tasks: list[TaskSummary] = field(default_factory=list)
     spans: int = 0
-    already: int = 0  # spans the run's span file already held
-    path: Path | None = None
+    already: int = 0  # spans the run's span files already held
+    paths: list[Path] = field(default_factory=list)  # its span files (the run's, its eval set's)
 
 
 @dataclass
@@ -80,12 +80,15 @@ class ImportReport:
         return sum(r.spans for r in self.runs)
 
 
-def span_key(name: str, attributes: Mapping[str, Any], start_ns: int) -> tuple[Any, ...]:
+def span_key(name: str, attributes: Mapping[str, Any], start_ns: int, span_id: str) -> tuple[Any, ...]:
     """What makes a span the same span live and imported, whatever its OpenTelemetry ids.
 
     Roots (run, task, sample attempt) are one per Inspect id; a span inside a sample is one per
-    name, Inspect span id and start time (Inspect's own event time, the same both ways).
+    name, Inspect span id and start time (Inspect's own event time, the same both ways). An eval
+    set span names no run, so only its (derived) id tells an imported one again.
     """
+    if name == c.SPAN_EVAL_SET:
+        return (name, span_id)
     uuid = attributes.get(c.SAMPLE_UUID)
     if uuid is None:
         scope = attributes.get(c.EVAL_ID) or attributes.get(c.RUN_ID) or attributes.get(c.EVAL_SET_ID)
@@ -119,12 +122,12 @@ class _Collect(SpanProcessor):
         return True
 
 
-def _existing_keys(directory: Path, run_id: str) -> tuple[Path | None, set[tuple[Any, ...]]]:
-    path = spanfiles.path_for(directory, "", run_id)
-    if not path.exists():
-        return None, set()
-    keys = {span_key(r.name, r.attributes, r.start_ns) for r in read_span_file(path)}
-    return path, keys
+def _existing_keys(directory: Path, run: RunLogs) -> tuple[list[Path], set[tuple[Any, ...]]]:
+    """The span files the run's spans go to that exist already, and the spans they hold."""
+    groups = [run.run_id] + ([f"eval-set-{run.eval_set_id}"] if run.eval_set_id else [])
+    paths = [p for p in (spanfiles.path_for(directory, "", g) for g in groups) if p.exists()]
+    keys = {span_key(r.name, r.attributes, r.start_ns, r.span_id) for p in paths for r in read_span_file(p)}
+    return paths, keys
 
 
 def _guarded(task: TaskLog, problems: list[str]) -> Callable[[], Iterator[EvalSample]]:
@@ -151,15 +154,20 @@ def import_run(
 ) -> RunSummary:
     """Replay one run into ``directory``'s span file for it (or only count, when not ``write``)."""
     summary = RunSummary(run.run_id, run.eval_set_id)
-    existing_path, existing = _existing_keys(directory, run.run_id)
+    existing_paths, existing = _existing_keys(directory, run)
     exporter = SpanFileExporter(directory) if write else None
     collect = _Collect(exporter)
     inspect_version = str(run.tasks[0].header.eval.packages.get("inspect_ai", "unknown"))
     resource = build_resource(settings, inspect_version)
     sampler = TracerProvider(resource=resource).sampler  # OTEL_TRACES_SAMPLER, as live
 
+    traced = (c.SPAN_RUN, run.run_id) in existing  # a run traced live has its eval set's span too
+
     def keep(span: LiteSpan) -> bool:
-        return span_key(span.name, span.attrs, span.start_time or 0) not in existing
+        if span.name == c.SPAN_EVAL_SET and traced:
+            return False
+        span_id = f"{span.span_context.span_id:016x}"
+        return span_key(span.name, span.attrs, span.start_time or 0, span_id) not in existing
 
     factory = ReplayFactory(
         resource, InstrumentationScope(c.SCOPE_NAME, __version__), sampler, [collect], keep=keep
@@ -197,10 +205,8 @@ def import_run(
             tasks[eval_id].spans = count
     summary.spans = factory.emitted
     summary.already = factory.skipped
-    if exporter is not None and exporter.paths:
-        summary.path = next(iter(exporter.paths.values()))
-    elif existing_path is not None:
-        summary.path = existing_path
+    written = list(exporter.paths.values()) if exporter is not None else []
+    summary.paths = sorted(set(written) | set(existing_paths))
     return summary
 
 
@@ -239,7 +245,7 @@ def import_paths(
                 report.problems.append(f"{where}: import failed ({type(exc).__name__}: {exc})")
                 continue
             report.runs.append(summary)
-        files = [r.path for r in report.runs if r.path is not None]
+        files = sorted({p for r in report.runs for p in r.paths})
         if others and files and not dry_run:
             synced = sync_paths(files, others, settings)
             report.delivered = synced.delivered

@@ -20,6 +20,8 @@ from datetime import datetime
 from typing import Any, cast
 
 from inspect_ai.hooks import (
+    EvalSetEnd,
+    EvalSetStart,
     RunEnd,
     RunStart,
     SampleAttemptStart,
@@ -51,14 +53,15 @@ def ns(value: str | datetime | None) -> int | None:
     return int(moment.timestamp() * 1_000_000_000)
 
 
-def identity_seed(name: str, attributes: Mapping[str, Any]) -> str:
-    """The Inspect ids a root span's trace is derived from (a sample root: its uuid and attempt)."""
+def identity_seed(name: str, attributes: Mapping[str, Any], run_id: str = "") -> str:
+    """The Inspect ids a root span's trace is derived from (a sample root: its uuid and attempt;
+    an eval set: its id and the run it is replayed around)."""
     if c.SAMPLE_UUID in attributes:
         return f"sample/{attributes[c.SAMPLE_UUID]}/{attributes.get(c.SAMPLE_ATTEMPT)}"
-    for key in (c.EVAL_ID, c.RUN_ID, c.EVAL_SET_ID):
+    for key in (c.EVAL_ID, c.RUN_ID):
         if key in attributes:
             return f"{name}/{attributes[key]}"
-    return name
+    return f"{name}/{attributes.get(c.EVAL_SET_ID)}/{run_id}"
 
 
 class ReplayFactory(SpanFactory):
@@ -80,6 +83,7 @@ class ReplayFactory(SpanFactory):
     ) -> None:
         super().__init__(resource, scope, sampler, processors)
         self.clock_ns = 0
+        self.run_id = ""  # the run being replayed (an eval set's span is replayed around each)
         self.keep = keep
         self.emitted = 0
         self.skipped = 0
@@ -98,7 +102,7 @@ class ReplayFactory(SpanFactory):
         sampled: bool = False,
     ) -> LiteSpan:
         if parent is None:
-            self._random = random.Random(identity_seed(name, attributes))
+            self._random = random.Random(identity_seed(name, attributes, self.run_id))
         for key in LIVE_ONLY_ATTRIBUTES:
             attributes.pop(key, None)
         return super().start(name, parent, attributes, start_ns, kind, links, sampled)
@@ -165,6 +169,10 @@ def replay_run(
         order.append((_task_start_ns(task.header, first), task.created, task, samples))
     order.sort(key=lambda item: item[:2])
     factory.clock_ns = min((item[0] for item in order), default=0)
+    factory.run_id = run_id
+    log_dir = _log_dir(run.tasks[0].location) if run.tasks else ""
+    if eval_set_id:  # live, each eval-set invocation is one eval set span around its run(s)
+        recorder.eval_set_start(EvalSetStart(eval_set_id, log_dir))
     recorder.run_start(RunStart(eval_set_id, run_id, [item[2].header.eval.task for item in order]))
     run_end = factory.clock_ns
     for start, _, task, samples in order:
@@ -175,7 +183,9 @@ def replay_run(
         if on_task is not None:
             on_task(task)
         for sample in samples:
-            last = max(last, _replay_sample(recorder, factory, eval_set_id, run_id, eval_id, sample))
+            retries = header.eval.config.retry_on_error
+            ended = _replay_sample(recorder, factory, eval_set_id, run_id, eval_id, sample, retries)
+            last = max(last, ended)
             if on_sample is not None:
                 on_sample(task, sample)
         factory.clock_ns = last = max(last, ns(header.stats.completed_at) or last)
@@ -185,11 +195,28 @@ def replay_run(
     factory.clock_ns = run_end
     logs = [t.header for t in run.tasks]
     recorder.run_end(RunEnd(eval_set_id, run_id, None, cast(Any, logs)))
+    if eval_set_id:
+        recorder.eval_set_end(EvalSetEnd(eval_set_id, log_dir))
+
+
+def _log_dir(location: str) -> str:
+    """The directory a log is in (an eval set's log dir), for a path or a URL."""
+    return location.rsplit("/", 1)[0] if "/" in location else "."
 
 
 def _task_start_ns(header: EvalLog, first: EvalSample | None) -> int:
     logged = ns(header.stats.started_at) or ns(header.eval.created) or 0
     return max(logged, _first_event_ns(first) or logged)
+
+
+def sample_attempt(sample: EvalSample, retry_on_error: int | None) -> int:
+    """The attempt number the hook saw for the sample's last attempt.
+
+    ``error_retries`` also holds the errors of the sample in earlier logs of an eval-set task
+    that was retried (a new run, whose attempts count from 1 again): only as many as
+    ``retry_on_error`` allowed can be this run's own.
+    """
+    return min(len(sample.error_retries or []), retry_on_error or 0) + 1
 
 
 def _replay_sample(
@@ -199,6 +226,7 @@ def _replay_sample(
     run_id: str,
     eval_id: str,
     sample: EvalSample,
+    retry_on_error: int | None,
 ) -> int:
     """One sample's hook calls; returns the time it ended."""
     uuid = sample.uuid or f"{eval_id}/{sample.id}/{sample.epoch}"
@@ -206,7 +234,7 @@ def _replay_sample(
     started = _first_event_ns(sample) or factory.clock_ns
     factory.clock_ns = started
     recorder.sample_init(SampleInit(eval_set_id, run_id, eval_id, uuid, summary))
-    attempt = len(sample.error_retries or []) + 1  # only the last attempt's events are in the log
+    attempt = sample_attempt(sample, retry_on_error)  # only the last attempt's events are in the log
     recorder.sample_attempt_start(SampleAttemptStart(eval_set_id, run_id, eval_id, uuid, summary, attempt))
     # the events go in through sample_end, which dispatches every event not seen live, in
     # order: an event without its own end time (a failed model call) ends at the sample's end,

@@ -19,6 +19,7 @@ from inspect_ai.log import EvalLog, EvalSample, list_eval_logs, read_eval_log, r
 from otel_bridge.backfill.replay import RunLogs, TaskLog
 
 LOG_SUFFIXES = (".eval", ".json")
+INSPECT_FILES = {"logs.json", "eval-set.json"}  # Inspect's own listings in a log dir: not logs
 
 
 @dataclass
@@ -65,7 +66,11 @@ def _local(name: str) -> str:
 
 def _non_logs(directory: Path, logs: set[str]) -> list[str]:
     """The files in ``directory`` Inspect does not list as logs (a ``.json`` may be something else)."""
-    return sorted(str(p) for p in directory.rglob("*") if p.is_file() and str(p) not in logs)
+    return sorted(
+        str(p)
+        for p in directory.rglob("*")
+        if p.is_file() and str(p) not in logs and p.name not in INSPECT_FILES and not p.name.startswith(".")
+    )
 
 
 def read_header(location: str) -> EvalLog:
