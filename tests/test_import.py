@@ -31,6 +31,7 @@ from tests.support.bridge import (
     run_cli,
     subprocess_env,
 )
+from tests.support.otlp_capture import OtlpCapture
 
 DEMO = str(ROOT / "examples" / "bridge_demo.py")
 MS = 1_000_000
@@ -415,3 +416,46 @@ def test_eval_set_imported_into_its_live_span_files_adds_nothing(eval_set: Recor
     result = _import(eval_set.env, str(eval_set.env.log_dir), "--dir", str(live_dir), "--quiet")
     assert result.returncode == 0, result.stderr
     assert {p.name: p.read_bytes() for p in live_dir.glob("*.jsonl")} == before
+
+
+# ----------------------------------------------------------------- inspect eval-retry
+@pytest.fixture(scope="module")
+def retried(tmp_path_factory: pytest.TempPathFactory) -> Recorded:
+    """A task that fails, then ``inspect eval-retry`` of its log (a new run, traced live too)."""
+    env = BridgeEnv(tmp_path_factory.mktemp("import-eval-retry"))
+    (env.root / "flaky_task.py").write_text(FLAKY)
+    task = f"{env.root / 'flaky_task.py'}@flaky"
+    args = ["--model", "offline/careful", "--log-dir", str(env.log_dir)]
+    failed = inspect_eval([task, *args], subprocess_env({**env.env(), "FLAKY_FAIL": "1"}))
+    (log_file,) = env.log_dir.glob("*.eval")
+    assert read_eval_log(str(log_file), header_only=True).status == "error", failed.stderr[-2000:]
+    retry = run_cli(
+        [INSPECT, "eval-retry", str(log_file), *args[2:], "--display", "none"], subprocess_env(env.env())
+    )
+    assert retry.returncode == 0, retry.stderr[-2000:]
+    logs = [read_eval_log(str(p)) for p in sorted(env.log_dir.glob("*.eval"))]
+    assert sorted(str(log.status) for log in logs) == ["error", "success"]
+    out = env.root / "imported"
+    result = _import(env, str(env.log_dir), "--dir", str(out), "--quiet")
+    assert result.returncode == 0, result.stderr
+    return Recorded(env, logs, _spans(env.span_dir), _spans(out), result)
+
+
+def test_eval_retry_logs_import_as_their_two_live_runs(retried: Recorded) -> None:
+    live, imported = _keyed(retried.live), _keyed(retried.imported)
+    assert imported.keys() == live.keys()
+    _assert_same(live, imported)
+    runs = {s.attr(c.RUN_ID): s.attr("inspect.run.status") for s in retried.imported if s.name == c.SPAN_RUN}
+    assert runs == {log.eval.run_id: str(log.status) for log in retried.logs}
+
+
+def test_import_to_otlp_delivers_the_spans_it_writes(recorded: Recorded) -> None:
+    with OtlpCapture() as capture:
+        env = {**_no_hook(recorded.env), "OTEL_EXPORTER_OTLP_ENDPOINT": capture.http_endpoint}
+        result = run_cli(
+            [OTEL_BRIDGE, "import", str(recorded.env.log_dir), "--to", "otlp", "--quiet"], subprocess_env(env)
+        )
+        assert result.returncode == 0, result.stderr
+        received = capture.wait_for(len(recorded.imported))
+    # the same spans as the span-file import (ids derived from Inspect's, so the same ids)
+    assert {s.key for s in received} == {(s.trace_id, s.span_id) for s in recorded.imported}

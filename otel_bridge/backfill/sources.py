@@ -2,8 +2,8 @@
 
 Paths are whatever Inspect's own log reading accepts: a file, a directory (searched
 recursively by ``list_eval_logs``), or a URL such as ``s3://…`` when fsspec's extra is
-installed. Samples are streamed one at a time (``read_eval_log_samples``); only a log too old
-to list its sample ids is read whole. Every file that cannot be read becomes one problem line
+installed. Samples are streamed a small batch at a time; only a ``.json`` log, or one too old to
+list its sample ids, is read whole. Every file that cannot be read becomes one problem line
 naming it; the others still import.
 """
 
@@ -14,11 +14,19 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from inspect_ai.log import EvalLog, EvalSample, list_eval_logs, read_eval_log, read_eval_log_samples
+from inspect_ai.log import (
+    EvalLog,
+    EvalSample,
+    list_eval_logs,
+    read_eval_log,
+    read_eval_log_sample_summaries,
+    read_eval_log_samples_by_id,
+)
 
 from otel_bridge.backfill.replay import RunLogs, TaskLog
 
 LOG_SUFFIXES = (".eval", ".json")
+BATCH = 64  # samples held at once
 INSPECT_FILES = {"logs.json", "eval-set.json"}  # Inspect's own listings in a log dir: not logs
 
 
@@ -86,12 +94,20 @@ def read_header(location: str) -> EvalLog:
 
 
 def stream_samples(location: str, header: EvalLog) -> Iterator[EvalSample]:
-    """The log's samples one at a time, attachments resolved to the content the hook saw live."""
-    if header.eval.dataset.sample_ids is None:  # an old log: no index to stream from
-        full = read_eval_log(location, resolve_attachments=True)
-        yield from full.samples or []
+    """The log's samples a batch at a time, attachments resolved to the content the hook saw live.
+
+    An ``.eval`` log is read ``BATCH`` samples per call (each call parses the zip's directory once;
+    a call per sample would parse it once per sample), in the order Inspect logged them. A
+    ``.json`` log, or one too old to list its sample ids, can only be read whole.
+    """
+    if location.endswith(".json") or header.eval.dataset.sample_ids is None:
+        yield from read_eval_log(location, resolve_attachments=True).samples or []
         return
-    yield from read_eval_log_samples(location, all_samples_required=False, resolve_attachments=True)
+    keys = [(s.id, s.epoch) for s in read_eval_log_sample_summaries(location)]
+    for start in range(0, len(keys), BATCH):
+        yield from read_eval_log_samples_by_id(
+            location, keys[start : start + BATCH], resolve_attachments=True
+        )
 
 
 def group_runs(headers: list[tuple[str, EvalLog]]) -> list[RunLogs]:
