@@ -1,4 +1,4 @@
-"""``otel-bridge``: show, sync and serve."""
+"""``otel-bridge``: show, sync, import and serve."""
 
 from __future__ import annotations
 
@@ -103,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--to", required=True, help="comma list of weave, wandb, otlp")
     sync.add_argument("--quiet", action="store_true", help="no progress bar")
     sync.set_defaults(func=_sync)
+
+    from otel_bridge.backfill.command import add_import_command  # light: its work is imported on use
+
+    add_import_command(sub)
 
     try:
         from otel_bridge.receiver.cli import add_serve_command

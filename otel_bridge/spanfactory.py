@@ -83,7 +83,8 @@ class LiteSpan(ReadableSpan):
     def add_event(
         self, name: str, attributes: Mapping[str, Any] | None = None, timestamp: int | None = None
     ) -> None:
-        self._events.append(Event(name, dict(attributes or {}), timestamp))
+        when = timestamp if timestamp is not None else self._factory.now()  # the factory's clock
+        self._events.append(Event(name, dict(attributes or {}), when))
 
     def set_status(self, status: Status) -> None:
         self._status = status

@@ -27,7 +27,7 @@ from otel_bridge.hook import attributes as a
 from otel_bridge.hook.attributes import Attrs
 from otel_bridge.hook.capture import ContentCapture, mark_truncated
 from otel_bridge.hook.messages import finish_reasons, output_messages
-from otel_bridge.hook.traces import SampleTrace, ToolSlot, end_tool_slot, end_with_error, now
+from otel_bridge.hook.traces import SampleTrace, ToolSlot, end_tool_slot, end_with_error
 from otel_bridge.redact import Redactor
 from otel_bridge.spanfactory import SpanFactory
 
@@ -167,7 +167,7 @@ class EventSpans:
         elif e.working_time is not None:
             end = start + int(e.working_time * 1e9)
         else:
-            end = now()
+            end = self.spans.now()
         span = self.spans.start(f"{c.OP_CHAT} {model}", s.parent(e.span_id), attrs, start, SpanKind.CLIENT)
         if e.error:
             message = self.redactor.text(e.error)
@@ -211,7 +211,7 @@ class EventSpans:
         )
         start = a.ns(e.timestamp)
         span = self.spans.start(f"{c.OP_EXECUTE_TOOL} {e.function}", s.parent(e.span_id), attrs, start)
-        end = a.ns(e.completed) if e.completed else max(start, now())
+        end = a.ns(e.completed) if e.completed else max(start, self.spans.now())
         if error is not None:
             end_with_error(span, error, end_time=end)
         else:

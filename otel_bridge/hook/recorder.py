@@ -40,7 +40,6 @@ from otel_bridge.hook.traces import (
     end_sample,
     end_task,
     end_with_error,
-    now,
     start_sample,
     start_task,
 )
@@ -71,7 +70,7 @@ class Recorder:
     # ----------------------------------------------------------------- eval set / run
     def eval_set_start(self, data: EvalSetStart) -> None:
         attrs = a.eval_set_attrs(data, self.versions)
-        self.eval_sets[data.eval_set_id] = self.spans.start(c.SPAN_EVAL_SET, None, attrs, now())
+        self.eval_sets[data.eval_set_id] = self.spans.start(c.SPAN_EVAL_SET, None, attrs, self.spans.now())
 
     def eval_set_end(self, data: EvalSetEnd) -> None:
         span = self.eval_sets.pop(data.eval_set_id, None)
@@ -81,7 +80,7 @@ class Recorder:
     def run_start(self, data: RunStart) -> None:
         parent = self.eval_sets.get(data.eval_set_id or "")
         attrs = a.run_attrs(data, self.redactor, self.versions)
-        self.runs[data.run_id] = self.spans.start(c.SPAN_RUN, parent, attrs, now())
+        self.runs[data.run_id] = self.spans.start(c.SPAN_RUN, parent, attrs, self.spans.now())
 
     def run_end(self, data: RunEnd) -> None:
         logs = {log.eval.eval_id: log for log in data.logs or []}
@@ -128,7 +127,7 @@ class Recorder:
 
     # ----------------------------------------------------------------- sample
     def sample_init(self, data: SampleInit) -> None:
-        self._init_ns[data.sample_id] = now()
+        self._init_ns[data.sample_id] = self.spans.now()
 
     def sample_attempt_start(self, data: SampleAttemptStart) -> None:
         task = self.tasks.get(data.eval_id)

@@ -7,7 +7,7 @@ consumer reads them: a sample's open children before its root.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,10 +21,6 @@ from otel_bridge.hook.attributes import Attrs, AttrValue
 from otel_bridge.hook.capture import MessageCache
 from otel_bridge.redact import Redactor
 from otel_bridge.spanfactory import LiteSpan, SpanFactory
-
-
-def now() -> int:
-    return time.time_ns()
 
 
 @dataclass
@@ -60,6 +56,7 @@ class SampleTrace:
     tool_slots: dict[tuple[str | None, str], list[ToolSlot]] = field(default_factory=dict)
     children: int = 0  # spans started under the root (inspect.sample.span_count)
     encoded: MessageCache = field(default_factory=dict)  # each message encoded once per sample
+    clock: Callable[[], int] = time.time_ns  # the span factory's clock (a log import replays its times)
 
     def parent(self, span_id: str | None) -> LiteSpan:
         """The parent for a new span of this sample (every caller starts exactly one span)."""
@@ -107,7 +104,7 @@ def end_run(span: LiteSpan, exception: BaseException | None, outcomes: set[str],
 def start_task(
     spans: SpanFactory, parent: LiteSpan | None, attrs: Attrs, base: Attrs, data: TaskStart
 ) -> TaskTrace:
-    start = now()
+    start = spans.now()
     span = spans.start(c.SPAN_TASK, parent, attrs, start)
     # Announce the task at once: consumers that only see ended spans (an OTLP receiver, a
     # collector) learn here that it is running, long before the task span itself ends.
@@ -168,7 +165,7 @@ def start_sample(
     init_ns: int | None,
 ) -> SampleTrace:
     # the sample began when Inspect says it did (its init span opens before the hooks run)
-    candidates = [now()]
+    candidates = [spans.now()]
     if data.attempt == 1 and init_ns is not None:
         candidates.append(init_ns)
     if data.summary.started_at:
@@ -179,7 +176,7 @@ def start_sample(
     )
     # child spans carry the ids but not the sample-root-only attributes
     child_base = {k: v for k, v in base.items() if k != c.GEN_AI_CONVERSATION_ID}
-    return SampleTrace(span, child_base, task, task.run_id)
+    return SampleTrace(span, child_base, task, task.run_id, clock=spans.now)
 
 
 def end_sample(s: SampleTrace, reason: str, error: str | None = None, error_type: str | None = None) -> None:
@@ -199,7 +196,7 @@ def abandon_sample(s: SampleTrace, reason: str) -> None:
 
 
 def close_children(s: SampleTrace, reason: str) -> None:
-    end = now()
+    end = s.clock()
     for slots in s.tool_slots.values():
         for slot in slots:
             if slot.end_ns is not None:

@@ -1,0 +1,1 @@
+"""``otel-bridge import``: Inspect logs replayed through the hook's own span building."""
