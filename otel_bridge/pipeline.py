@@ -28,6 +28,7 @@ from otel_bridge import conventions as c
 from otel_bridge.config import DEFAULT_SERVICE_NAME, Settings
 from otel_bridge.exporters.process import WorkerSpanProcessor
 from otel_bridge.exporters.span_file import SpanFileExporter
+from otel_bridge.metrics import provider as metrics
 from otel_bridge.spanfactory import SpanFactory
 
 #: Finishing W&B / Weave runs may take the flush timeout plus the SDKs' own bounded waits.
@@ -95,6 +96,8 @@ class Pipeline:
 
             processors.append(provider_processor(tracer_provider))
             resource, sampler = tracer_provider.resource, tracer_provider.sampler
+        # the bridge's own MeterProvider (OTEL_METRICS_EXPORTER), its metric file beside the span file
+        self.metrics = metrics.build(settings, self.provider.resource, self.file and self.file.path_for)
         # the hook's spans: built straight into ReadableSpans for these same processors
         self.spans = SpanFactory(
             resource, InstrumentationScope(c.SCOPE_NAME, __version__), sampler, processors
@@ -149,6 +152,8 @@ class Pipeline:
     def flush(self) -> bool:
         timeout_ms = int(self.settings.core.flush_timeout_s * 1000)
         ok = self.provider.force_flush(timeout_ms)
+        if self.metrics is not None:
+            self.metrics.collect()
         if self.user_provider is not None:
             ok = self.user_provider.force_flush(timeout_ms) and ok
         return ok
@@ -156,6 +161,8 @@ class Pipeline:
     def shutdown(self) -> None:
         self.flush()
         self.provider.shutdown()
+        if self.metrics is not None:
+            self.metrics.shutdown()
 
     def undelivered_message(self) -> str | None:
         """One line on what could not be delivered, and where it is kept."""
