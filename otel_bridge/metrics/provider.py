@@ -7,9 +7,9 @@ export interval, so a collection never misses what the hook queued before it. Ex
 in this process, on that thread: a collection encodes a few dozen points (not one per model
 call), so it has no need of the spans' worker process.
 
-An unreachable endpoint costs at most one export timeout per run end (then the exporter rests for
-``COOLDOWN_S``); cumulative points lose nothing by a skipped export, and the metric file keeps
-every point for ``otel-bridge sync --to otlp``.
+An unreachable endpoint costs a run's end at most one export timeout (``INSPECT_OTEL_FLUSH_TIMEOUT``,
+capped by the OTLP timeout), then the exporter rests for ``COOLDOWN_S``; cumulative points lose
+nothing by a skipped export, and the metric file keeps every point for ``sync --to otlp``.
 """
 
 from __future__ import annotations
@@ -86,7 +86,8 @@ class Delivery(MetricExporter):
             logger = logging.getLogger(name)
             logger.addHandler(self._log)
             logger.propagate = False
-        timeout = settings.core.otlp_timeout_s
+        # at most the run-end flush's own bound: the end of a run waits for one export, no longer
+        timeout = min(settings.core.otlp_timeout_s, settings.core.flush_timeout_s)
         self.inner: MetricExporter
         if settings.core.otlp_protocol == "grpc":
             from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as Grpc
