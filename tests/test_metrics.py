@@ -241,3 +241,47 @@ def test_unreachable_metrics_endpoint_leaves_the_eval_unchanged(tmp_path: Path) 
     series = read_metric_file(broken.metric_files()[0])  # what could not be sent stays on disk
     assert total(series, "inspect.samples.completed", "value") == 3
     assert result.seconds < baseline.seconds + 10  # one export timeout at most (the 5 s flush timeout)
+
+
+@pytest.mark.parametrize(
+    ("env", "exporters", "problem"),
+    [
+        ({}, (), None),
+        ({"OTEL_METRICS_EXPORTER": "none"}, (), None),
+        ({"OTEL_METRICS_EXPORTER": "OTLP, console"}, ("otlp", "console"), None),
+        ({"OTEL_METRICS_EXPORTER": "prometheus,file"}, ("file",), "unknown exporter(s) ['prometheus']"),
+        (
+            {"OTEL_METRICS_EXPORTER": "file", "OTEL_METRIC_EXPORT_INTERVAL": "soon"},
+            ("file",),
+            "is not a number",
+        ),
+        (
+            {
+                "OTEL_METRICS_EXPORTER": "otlp",
+                "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE": "sometimes",
+            },
+            ("otlp",),
+            "is not one of cumulative, delta, lowmemory",
+        ),
+    ],
+)
+def test_metrics_settings(env: dict[str, str], exporters: tuple[str, ...], problem: str | None) -> None:
+    from otel_bridge.config import load_settings
+
+    settings = load_settings(env)
+    assert settings.metrics.exporters == exporters
+    assert settings.metrics.enabled == bool(exporters)
+    if problem is None:
+        assert not settings.problems
+    else:
+        assert len(settings.problems) == 1 and problem in settings.problems[0], settings.problems
+    assert settings.metrics.interval_s == 10.0  # the default, also when the value is bad
+
+
+def test_temporality_and_interval_are_read() -> None:
+    from otel_bridge.config import load_settings
+
+    metrics = load_settings(
+        {"OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE": "Delta", "OTEL_METRIC_EXPORT_INTERVAL": "2500"}
+    ).metrics
+    assert metrics.delta and metrics.interval_s == 2.5

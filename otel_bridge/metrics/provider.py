@@ -60,6 +60,18 @@ class _LastLine(logging.Handler):
         self.last = record.getMessage()[:300]
 
 
+_LOG = _LastLine()
+
+
+def _capture_exporter_logs() -> None:
+    """Once, when metrics go to OTLP: the exporters' warnings feed the one line instead of stderr."""
+    for name in _EXPORTER_LOGGERS:
+        logger = logging.getLogger(name)
+        if _LOG not in logger.handlers:
+            logger.addHandler(_LOG)
+            logger.propagate = False
+
+
 def metrics_endpoint(settings: Settings) -> str:
     """Where the OTLP metrics exporter sends (as the SDK resolves it), for messages and sync."""
     core = settings.core
@@ -81,11 +93,7 @@ class Delivery(MetricExporter):
         self.delivered = 0
         self.last_error: str | None = None
         self._down_until = 0.0
-        self._log = _LastLine()
-        for name in _EXPORTER_LOGGERS:
-            logger = logging.getLogger(name)
-            logger.addHandler(self._log)
-            logger.propagate = False
+        _capture_exporter_logs()
         # at most the run-end flush's own bound: the end of a run waits for one export, no longer
         timeout = min(settings.core.otlp_timeout_s, settings.core.flush_timeout_s)
         self.inner: MetricExporter
@@ -109,9 +117,9 @@ class Delivery(MetricExporter):
                     == MetricExportResult.SUCCESS
                 )
             except Exception as exc:  # the exporter should not raise; be sure
-                self._log.last = f"{type(exc).__name__}: {exc}"
+                _LOG.last = f"{type(exc).__name__}: {exc}"
             if not ok:
-                self.last_error = self._log.last or "export failed"
+                self.last_error = _LOG.last or "export failed"
                 self._down_until = time.monotonic() + COOLDOWN_S
         if ok:
             self.delivered += 1
@@ -190,8 +198,10 @@ class MetricsPipeline:
 
     def run_start(self, run_id: str) -> None:
         """Lines from now on belong to this run's metric file (what came before goes to the last one)."""
-        self.collect(self.readers[:1])  # the file only: a run's start never waits for an endpoint
-        self.file.key = run_id
+        with self._lock:  # the file only: a run's start never waits for an endpoint
+            self.recorder.drain()
+            self.readers[0].collect(timeout_millis=self.settings.core.otlp_timeout_s * 1000)
+            self.file.key = run_id
 
     def shutdown(self) -> None:
         self._stop.set()
