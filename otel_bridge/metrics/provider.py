@@ -232,5 +232,5 @@ def build(
 def say_undelivered(pipeline: MetricsPipeline | None) -> None:
     """The one line about metrics that could not be delivered (nothing when all went)."""
     message = pipeline.undelivered_message() if pipeline is not None else None
-    if message:
-        notify.say(message)
+    if message and pipeline is not None and pipeline.otlp is not None:
+        notify.say(message, key=f"metrics undelivered: {pipeline.otlp.endpoint}")  # once per endpoint
