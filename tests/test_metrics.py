@@ -285,3 +285,26 @@ def test_temporality_and_interval_are_read() -> None:
         {"OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE": "Delta", "OTEL_METRIC_EXPORT_INTERVAL": "2500"}
     ).metrics
     assert metrics.delta and metrics.interval_s == 2.5
+
+
+def test_cache_hits_count_and_record_no_tokens(tmp_path: Path) -> None:
+    """A task calling ``generate(cache=True)`` run twice: the second run is all cache reads."""
+    cache = {"INSPECT_CACHE_DIR": str(tmp_path / "cache"), "OTEL_METRICS_EXPORTER": "file"}
+    runs = []
+    for name in ("first", "second"):
+        env = BridgeEnv(tmp_path / name)
+        result = inspect_eval(
+            ["tests/support/cached_task.py", "--model", "offline/careful"],
+            subprocess_env({**env.env(), **cache}),
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        runs.append((env, _logs(env)[0]))
+    for env, log in runs:
+        series = read_metric_file(env.metric_files()[0])
+        events = [e for s in log.samples or [] for e in s.events if e.event == "model"]
+        reads = sum(1 for e in events if e.cache == "read")
+        assert total(series, "inspect.model.cache_hits", "value") == reads
+        usage = log.stats.model_usage.get("offline/careful")
+        expected = usage.input_tokens if usage else 0
+        assert total(series, "gen_ai.client.token.usage", "sum", gen_ai__token__type="input") == expected
+    assert sum(1 for e in runs[1][1].samples[0].events if e.event == "model" and e.cache == "read") == 1  # type: ignore[index]

@@ -59,7 +59,10 @@ MODEL_RETRIES = Instrument(
     "inspect.model.retries", "counter", "{retry}", "Model calls retried after a transient failure."
 )
 CACHE_HITS = Instrument(
-    "inspect.model.cache_hits", "counter", "{call}", "Model calls answered from Inspect's local cache."
+    "inspect.model.cache_hits",
+    "counter",
+    "{call}",
+    "Model calls answered from Inspect's local cache (they record no tokens).",
 )
 SAMPLES_COMPLETED = Instrument(
     "inspect.samples.completed", "counter", "{sample}",

@@ -120,6 +120,10 @@ class MetricsRecorder(Metrics):
 
     def _model_call(self, attrs: Attrs, start_ns: int, end_ns: int, error_type: str | None) -> None:
         common = _pick(attrs, _MODEL_KEYS)
+        if attrs.get(c.MODEL_CACHE) == "read":
+            # answered by Inspect's local cache: no provider call, no tokens used (as in Inspect's log)
+            self._add(i.CACHE_HITS, 1, common)
+            return
         timed = _pick(common, _MODEL_KEYS, {c.ERROR_TYPE: error_type})
         self._add(i.OPERATION_DURATION, max(0, end_ns - start_ns) / 1e9, timed)
         for key, token_type in (
@@ -137,8 +141,6 @@ class MetricsRecorder(Metrics):
             tokens = attrs.get(key)
             if tokens:
                 self._add(spec, tokens, common)
-        if attrs.get(c.MODEL_CACHE) == "read":
-            self._add(i.CACHE_HITS, 1, common)
 
     def _tool_call(self, base: Attrs, event: ToolEvent) -> None:
         error = str(event.error.type) if event.error is not None else None
