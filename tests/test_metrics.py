@@ -308,3 +308,25 @@ def test_cache_hits_count_and_record_no_tokens(tmp_path: Path) -> None:
         expected = usage.input_tokens if usage else 0
         assert total(series, "gen_ai.client.token.usage", "sum", gen_ai__token__type="input") == expected
     assert sum(1 for e in runs[1][1].samples[0].events if e.event == "model" and e.cache == "read") == 1  # type: ignore[index]
+
+
+def test_errored_and_limited_samples_are_counted_by_status(tmp_path: Path) -> None:
+    """One question makes the provider raise (``error_on``); a message limit stops the others."""
+    env = BridgeEnv(tmp_path)
+    args = [TASK, "--model", "offline/careful", "-M", "error_on=10 + 16", "--message-limit", "4"]
+    result = inspect_eval(
+        [*args, "--no-fail-on-error"], subprocess_env({**env.env(), "OTEL_METRICS_EXPORTER": "file"})
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = _logs(env)[0]
+    samples = log.samples or []
+    errored = [s for s in samples if s.error is not None]
+    limited = [s for s in samples if s.error is None and s.limit is not None]
+    assert errored and limited, "the planted error and the limit should both have happened"
+    series = read_metric_file(env.metric_files()[0])
+    completed = "inspect.samples.completed"
+    assert total(series, completed, "value", inspect__sample__status="error") == len(errored)
+    assert total(
+        series, completed, "value", inspect__sample__status="limit", inspect__limit__type="message"
+    ) == len([s for s in limited if s.limit and s.limit.type == "message"])
+    assert total(series, completed, "value") == len(samples)
