@@ -73,7 +73,9 @@ def _logs(env: BridgeEnv) -> list[EvalLog]:
 def metered(tmp_path_factory: pytest.TempPathFactory) -> tuple[BridgeEnv, list[EvalLog], str]:
     env = BridgeEnv(tmp_path_factory.mktemp("metered"))
     extra = {**env.env(), "OTEL_METRICS_EXPORTER": "file", "OTEL_METRIC_EXPORT_INTERVAL": "200"}
-    result = inspect_eval([TASK, "--model", MODELS, "-M", "fail_every=4"], subprocess_env(extra))
+    # --limit and --epochs: the expected samples are the limited dataset × epochs
+    args = [TASK, "--model", MODELS, "-M", "fail_every=4", "--limit", "5", "--epochs", "2"]
+    result = inspect_eval(args, subprocess_env(extra))
     assert result.returncode == 0, result.stderr[-3000:]
     return env, _logs(env), result.stderr
 
@@ -203,7 +205,7 @@ def test_show_prints_the_metrics_summary(metered: tuple[BridgeEnv, list[EvalLog]
     tail = result.stdout.split("metrics ", 1)[1]
     total_input = sum(log.stats.model_usage[log.eval.model].input_tokens for log in logs)
     assert f"tokens input {total_input}" in tail
-    assert "samples arithmetic: 12/12" in tail
+    assert "samples arithmetic: 20/20" in tail  # 5 samples × 2 epochs × 2 models
 
 
 def test_metrics_off_writes_no_metric_file(tmp_path: Path) -> None:
