@@ -18,7 +18,6 @@ import logging
 import math
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -158,9 +157,8 @@ class MetricsPipeline:
         if "console" in metrics.exporters:
             readers.append(_reader(ConsoleMetricExporter()))
         self.readers = readers
-        if "service.instance.id" not in resource.attributes:
-            # several eval processes report the same series: the instance tells them apart
-            resource = resource.merge(Resource({"service.instance.id": str(uuid.uuid4())}))
+        # the spans' resource: its service.instance.id (the SDK's, one per process) tells apart the
+        # series of several eval processes (Prometheus's ``instance``)
         self.provider = MeterProvider(
             metric_readers=readers,
             resource=resource,
@@ -177,7 +175,7 @@ class MetricsPipeline:
     def _run(self) -> None:
         interval = self.settings.metrics.interval_s
         due = time.monotonic() + interval
-        while not self._stop.wait(DRAIN_S):
+        while not self._stop.wait(min(DRAIN_S, interval)):
             try:
                 if time.monotonic() >= due:
                     due = time.monotonic() + interval
@@ -188,12 +186,12 @@ class MetricsPipeline:
             except Exception:  # never let the thread die: the next tick tries again
                 logging.getLogger(__name__).debug("metrics collection failed", exc_info=True)
 
-    def collect(self, readers: list[MetricReader] | None = None) -> None:
-        """Record what the hook queued, then let every reader (or these) export."""
+    def collect(self) -> None:
+        """Record what the hook queued, then let every reader export."""
         timeout_ms = self.settings.core.otlp_timeout_s * 1000
         with self._lock:
             self.recorder.drain()
-            for reader in self.readers if readers is None else readers:
+            for reader in self.readers:
                 reader.collect(timeout_millis=timeout_ms)
 
     def run_start(self, run_id: str) -> None:
