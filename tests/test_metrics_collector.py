@@ -57,15 +57,13 @@ def scraped(scrape: Scrape, name: str, **labels: str) -> float:
 @pytest.fixture(scope="module")
 def collector(binaries: Binaries, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collector]:
     """The collector with its metrics pipeline; its trace destinations are closed ports (unused)."""
-    prometheus = f"127.0.0.1:{free_port()}"
     col = Collector(
         binaries.collector,
         tmp_path_factory.mktemp("collector"),
         bridge_endpoint=f"http://127.0.0.1:{free_port()}",
         jaeger_endpoint=f"127.0.0.1:{free_port()}",
-        env={"OTELCOL_PROMETHEUS_ENDPOINT": prometheus, "INSPECT_OTEL_RECEIVER_TOKEN": "unused"},
+        env={"INSPECT_OTEL_RECEIVER_TOKEN": "unused"},
     )
-    col.prometheus_url = f"http://{prometheus}/metrics"  # type: ignore[attr-defined]
     col.start()
     col.wait_until(col.ready, 60, "collector health check")
     yield col
@@ -73,7 +71,7 @@ def collector(binaries: Binaries, tmp_path_factory: pytest.TempPathFactory) -> I
 
 
 def scrape(col: Collector) -> Scrape:
-    status, body = http_get(col.prometheus_url)  # type: ignore[attr-defined]
+    status, body = http_get(col.prometheus_url)
     assert status == 200, body[:500]
     return parse_exposition(body.decode())
 
