@@ -1,18 +1,22 @@
-"""Overhead of the bridge on the eval loop: bridge off vs on (file; file + OTLP; the default).
+"""Overhead of the bridge on the eval loop: bridge off vs on (file; file + metrics; file + OTLP; the default).
 
     make bench            # or: .venv/bin/python bench/run.py --samples 300 --reps 5
 
 Configurations: off (bridge installed, disabled), noop (a hook that does nothing: Inspect's own
-cost of delivering events to any hook), file, otlp (file + OTLP to a local receiver), default
-(file + an offline W&B run, the embedded default). Each runs a ≥300-sample eval with the full
+cost of delivering events to any hook), file, metrics (file + OTel metrics to the metric file,
+``OTEL_METRICS_EXPORTER=file``), otlp (file + OTLP to a local receiver), default (file + an
+offline W&B run, the embedded default). Each runs a ≥300-sample eval with the full
 solver chain (system message, react agent with a tool call, a self-check call, two scorers) on
 the zero-latency offline model — the worst case for relative overhead. Runs are interleaved
 (off, noop, file, otlp, default, off, ...) in fresh processes. The table shows the median wall
 time; its ratio to "off" as the median (and range) of each run against the "off" run of the same
 rep — adjacent in time, so a shared VM's drift cancels — and the best run against the best; the CPU the
 bridge's hook calls took on the eval's event-loop thread per span (timed around every hook call)
-and the redactor's share of it (every outermost call into otel_bridge.redact, timer included), the extra process CPU outside that thread per span (exporter threads; the W&B/Weave worker is a
-separate process and not counted), and peak RSS. Results are recorded in docs/performance.md.
+and the redactor's share of it (every outermost call into otel_bridge.redact, timer included), the
+extra process CPU outside that thread per span (exporter threads; the W&B/Weave worker is a
+separate process and not counted), and peak RSS. Below the table, what metrics add per model call
+(metrics vs file: the hook's loop CPU, and the process's CPU outside the loop thread, where the
+metrics thread records). Results are recorded in docs/performance.md.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 # what each configuration exports to ("default" is the embedded default: span file + offline W&B run)
-EXPORTERS = {"file": "file", "otlp": "file,otlp", "default": "file,wandb"}
+EXPORTERS = {"file": "file", "metrics": "file", "otlp": "file,otlp", "default": "file,wandb"}
 
 CHILD = r"""
 import functools, inspect, json, os, resource, sys, time
@@ -117,6 +121,8 @@ def _run(config: str, samples: int, workdir: Path, otlp_endpoint: str | None) ->
         env["WANDB_MODE"] = "offline"
         env["WANDB_SILENT"] = "true"
         env["WANDB_DIR"] = str(workdir)
+    if config == "metrics":
+        env["OTEL_METRICS_EXPORTER"] = "file"
     if config == "otlp":
         assert otlp_endpoint
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp_endpoint
@@ -135,7 +141,10 @@ def _run(config: str, samples: int, workdir: Path, otlp_endpoint: str | None) ->
     if config not in ("off", "noop"):
         from otel_bridge.records import read_span_file
 
-        result["spans"] = sum(1 for p in span_dir.glob("*.jsonl") for _ in read_span_file(p))
+        files = [p for p in span_dir.glob("*.jsonl") if not p.name.endswith(".metrics.jsonl")]
+        names = [span.name for p in files for span in read_span_file(p)]
+        result["spans"] = len(names)
+        result["model_calls"] = sum(1 for name in names if name.startswith("chat "))
     return result
 
 
@@ -161,6 +170,32 @@ def import_ms(reps: int = 7) -> float:
     return statistics.median(times)
 
 
+def metrics_calls_us(n: int = 100_000) -> float:
+    """The hook's metric calls alone, per model call of the bench eval (3 model calls, 1 tool call,
+    1 sample end and 2 scores per sample), queue drained every 500 calls as the metrics thread does."""
+    import time
+
+    from inspect_ai.event import ToolEvent
+    from opentelemetry.sdk.metrics import MeterProvider
+
+    from otel_bridge.metrics.recorder import MetricsRecorder
+
+    recorder = MetricsRecorder(MeterProvider().get_meter("bench"))
+    attrs = {"gen_ai.request.model": "careful", "gen_ai.usage.input_tokens": 100, "inspect.task.name": "t"}
+    event = ToolEvent(id="1", function="add", arguments={})
+    start = time.thread_time_ns()
+    for i in range(n):
+        for _ in range(3):
+            recorder.model_call(attrs, 0, 1, None)
+        recorder.tool_call(attrs, event)
+        recorder.sample_end(attrs, None)  # type: ignore[arg-type]  # never drained here
+        recorder.score(attrs, attrs)
+        recorder.score(attrs, attrs)
+        if i % 70 == 0:
+            recorder.pending.clear()
+    return (time.thread_time_ns() - start) / (3 * n) / 1000
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -172,7 +207,7 @@ def main() -> None:
 
     from tests.support.otlp_capture import OtlpCapture
 
-    configs = ["off", "noop", "file", "otlp", "default"]
+    configs = ["off", "noop", "file", "metrics", "otlp", "default"]
     results: dict[str, list[dict[str, float]]] = {c: [] for c in configs}
     with tempfile.TemporaryDirectory() as tmp, OtlpCapture() as receiver:
         workdir = Path(tmp)
@@ -248,7 +283,22 @@ def main() -> None:
             f"{rss:.0f}",
         )
         print("| " + " | ".join(cells) + " |")
-    print(f"\nimport of otel_bridge._registry with the bridge disabled: {import_ms():.1f} ms (median of 7)")
+    calls = med("metrics", "model_calls")
+    loop = (med("metrics", "hook_cpu") - med("file", "hook_cpu")) / calls * 1e6
+    outside = (
+        (
+            statistics.median(background(r) for r in results["metrics"])
+            - statistics.median(background(r) for r in results["file"])
+        )
+        / calls
+        * 1e6
+    )
+    print(
+        f"\nmetrics vs file, per model call ({calls:.0f} calls): hook CPU on the eval loop {loop:+.1f} µs, "
+        f"CPU outside the loop thread {outside:+.1f} µs (medians)"
+    )
+    print(f"the hook's metric calls alone: {metrics_calls_us():.2f} µs per model call (thread CPU)")
+    print(f"import of otel_bridge._registry with the bridge disabled: {import_ms():.1f} ms (median of 7)")
     print(f"OTLP receiver got {received} spans")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

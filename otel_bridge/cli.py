@@ -78,7 +78,8 @@ def _sync(args: argparse.Namespace) -> int:
             print(f"otel-bridge: {exc}", file=sys.stderr)
             return 2
     delivered = ", ".join(f"{n} spans to {t}" for t, n in report.delivered.items()) or "nothing"
-    print(f"synced {report.spans} spans from {report.files} file(s): {delivered}")
+    metrics = f", {report.metric_points} metric points to otlp" if report.metric_points else ""
+    print(f"synced {report.spans} spans from {report.files} file(s): {delivered}{metrics}")
     for damage in report.damaged:
         print(f"warning: {damage}", file=sys.stderr)
     for problem in report.problems:

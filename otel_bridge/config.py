@@ -15,15 +15,17 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from opentelemetry.environment_variables import OTEL_METRICS_EXPORTER
 from opentelemetry.sdk import environment_variables as otel
 
+from otel_bridge.envreader import FALSE_VALUES, TRUE_VALUES
+from otel_bridge.envreader import Reader as _Reader
 from otel_bridge.redact import parse_patterns
 
 ENABLED_VAR = "INSPECT_OTEL_ENABLED"
-TRUE_VALUES = frozenset({"1", "true", "yes", "on"})
-FALSE_VALUES = frozenset({"0", "false", "no", "off", ""})
 
 EXPORTERS = ("file", "otlp", "console", "weave", "wandb")
+METRIC_EXPORTERS = ("file", "otlp", "console")
 DEFAULT_EXPORTERS = ("file", "wandb")
 DEFAULT_CONTENT_MAX_BYTES = 32 * 1024
 DEFAULT_EXPORT_MAX_BYTES = 4 * 1024 * 1024
@@ -162,6 +164,24 @@ class ReceiverSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    """The bridge's metrics (docs/conventions.md, "Metrics"): off unless an exporter is named."""
+
+    exporters: tuple[str, ...] = field(default=(), metadata=_env(OTEL_METRICS_EXPORTER))
+    """Of ``METRIC_EXPORTERS``; empty (unset, ``none``): no metrics. Any value writes the metric file."""
+    otlp_endpoint: str | None = field(default=None, metadata=_env(otel.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT))
+    """Full URL for metrics; unset: OTEL_EXPORTER_OTLP_ENDPOINT + ``/v1/metrics`` (as the SDK resolves it)."""
+    interval_s: float = field(default=10.0, metadata=_env(otel.OTEL_METRIC_EXPORT_INTERVAL))
+    """Seconds between exports (the variable is in ms); short, so dashboards move during an eval."""
+    delta: bool = field(default=False, metadata=_env(otel.OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE))
+    """``delta``/``lowmemory`` for the OTLP exporter; default cumulative (what Prometheus needs)."""
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.exporters)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the bridge needs to know, resolved once per run, in groups."""
 
@@ -170,6 +190,7 @@ class Settings:
     weave: WeaveSettings = WeaveSettings()
     wandb: WandbSettings = WandbSettings()
     receiver: ReceiverSettings = ReceiverSettings()
+    metrics: MetricsSettings = MetricsSettings()
     problems: tuple[str, ...] = field(default=(), compare=False)
     """One message per invalid variable (the default was used instead)."""
 
@@ -182,66 +203,17 @@ class Settings:
 
 
 GROUPS: tuple[type, ...] = (CoreSettings, ContentSettings, WeaveSettings, WandbSettings, ReceiverSettings)
+GROUPS += (MetricsSettings,)
 
 
 def declared_variables() -> dict[str, str]:
     """Every environment variable a setting is read from → ``group.field`` (docs and tests)."""
     out: dict[str, str] = {}
-    for group, cls in zip(("core", "content", "weave", "wandb", "receiver"), GROUPS, strict=True):
+    for group, cls in zip(("core", "content", "weave", "wandb", "receiver", "metrics"), GROUPS, strict=True):
         for f in fields(cls):
             if "env" in f.metadata:
                 out[f.metadata["env"]] = f"{group}.{f.name}"
     return out
-
-
-class _Reader:
-    """Collects one message per bad variable instead of raising."""
-
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self.env = env
-        self.problems: list[str] = []
-
-    def get(self, name: str) -> str | None:
-        raw = self.env.get(name)
-        return raw.strip() if raw is not None and raw.strip() != "" else None
-
-    def flag(self, name: str, default: bool) -> bool:
-        raw = self.get(name)
-        if raw is None:
-            return default
-        low = raw.lower()
-        if low in TRUE_VALUES:
-            return True
-        if low in FALSE_VALUES:
-            return False
-        self.problems.append(f"{name}={raw!r} is not a boolean (use true/false, 1/0, yes/no, on/off)")
-        return default
-
-    def number(self, name: str, default: float, minimum: float) -> float:
-        return self._parsed(name, default, minimum, float, "a number")
-
-    def integer(self, name: str, default: int, minimum: int) -> int:
-        return int(self._parsed(name, default, minimum, int, "an integer"))
-
-    def _parsed(self, name: str, default: float, minimum: float, cast: type, kind: str) -> float:
-        raw = self.get(name)
-        if raw is None:
-            return default
-        try:
-            value = cast(raw)
-        except ValueError:
-            self.problems.append(f"{name}={raw!r} is not {kind} (using {default:g})")
-            return default
-        if value < minimum:
-            self.problems.append(f"{name}={raw!r} must be at least {minimum:g} (using {default:g})")
-            return default
-        return value  # an int stays exact (byte limits)
-
-    def words(self, name: str) -> tuple[str, ...] | None:
-        raw = self.get(name)
-        if raw is None:
-            return None
-        return tuple(w.strip() for w in raw.split(",") if w.strip())
 
 
 def _capture_content(r: _Reader) -> bool:
@@ -389,6 +361,26 @@ def _receiver(r: _Reader) -> ReceiverSettings:
     )
 
 
+def _metrics(r: _Reader) -> MetricsSettings:
+    names = [w.lower() for w in r.words(OTEL_METRICS_EXPORTER) or ()]
+    if bad := sorted(set(names) - {*METRIC_EXPORTERS, "none"}):
+        r.problems.append(
+            f"{OTEL_METRICS_EXPORTER} has unknown exporter(s) {bad} (accepted: file, otlp, console)"
+        )
+    temporality = (r.get(otel.OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE) or "cumulative").lower()
+    if temporality not in ("cumulative", "delta", "lowmemory"):
+        r.problems.append(
+            f"{otel.OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE}={temporality!r} is not one of "
+            "cumulative, delta, lowmemory (using cumulative)"
+        )
+    return MetricsSettings(
+        exporters=tuple(n for n in METRIC_EXPORTERS if n in names and "none" not in names),
+        otlp_endpoint=r.get(otel.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT),
+        interval_s=r.number(otel.OTEL_METRIC_EXPORT_INTERVAL, 10_000.0, 100.0) / 1000,
+        delta=temporality in ("delta", "lowmemory"),
+    )
+
+
 # --- programmatic configuration (``otel_bridge.configure``) -----------------------------------
 # Python settings are environment variables by another route: one overlay, one parser, and the
 # worker processes inherit it in their environment.
@@ -421,7 +413,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     settings = Settings(
         core=_core(r), content=_content(r), weave=_weave(r), wandb=_wandb(r), receiver=_receiver(r)
     )
-    return replace(settings, problems=tuple(r.problems))
+    return replace(settings, metrics=_metrics(r), problems=tuple(r.problems))
 
 
 def tracing_enabled() -> tuple[bool, str | None]:

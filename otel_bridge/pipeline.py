@@ -29,6 +29,7 @@ from otel_bridge import conventions as c
 from otel_bridge.config import DEFAULT_SERVICE_NAME, Settings
 from otel_bridge.exporters.process import WorkerSpanProcessor
 from otel_bridge.exporters.span_file import SpanFileExporter, SpanFileProcessor
+from otel_bridge.metrics import provider as metrics
 from otel_bridge.spanfactory import SpanFactory
 
 #: After the flush timeout, the most the end of a run waits for the workers to finish (all at once).
@@ -100,6 +101,8 @@ class Pipeline:
 
             processors.append(provider_processor(tracer_provider))
             resource, sampler = tracer_provider.resource, tracer_provider.sampler
+        # the bridge's own MeterProvider (OTEL_METRICS_EXPORTER), its metric file beside the span file
+        self.metrics = metrics.build(settings, self.provider.resource, self.file and self.file.path_for)
         # the hook's spans: built straight into ReadableSpans for these same processors
         self.spans = SpanFactory(
             resource, InstrumentationScope(c.SCOPE_NAME, __version__), sampler, processors
@@ -145,6 +148,8 @@ class Pipeline:
     def flush(self, timeout_s: float | None = None) -> bool:
         timeout_ms = int((self.settings.core.flush_timeout_s if timeout_s is None else timeout_s) * 1000)
         ok = self.provider.force_flush(timeout_ms)
+        if self.metrics is not None:
+            self.metrics.collect()
         if self.user_provider is not None:
             ok = self.user_provider.force_flush(timeout_ms) and ok
         return ok
@@ -177,6 +182,8 @@ class Pipeline:
             self.user_provider.force_flush(int(max(0.0, min(flush_s, deadline - time.monotonic())) * 1000))
         for worker in self.workers:
             worker.finish_stop(deadline)
+        if self.metrics is not None:
+            self.metrics.shutdown()
 
     def undelivered_message(self) -> str | None:
         """The closing line: what was not delivered and how to deliver it, then what the workers

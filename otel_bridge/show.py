@@ -16,6 +16,7 @@ from rich.tree import Tree
 
 from otel_bridge import conventions as c
 from otel_bridge.config import columns_forced
+from otel_bridge.metrics.summary import print_summary
 from otel_bridge.records import FileReadReport, SpanRecord, read_span_file
 
 #: Spans held for sample traces whose root has not been read yet (a killed run leaves some
@@ -257,6 +258,7 @@ def show(path: Path, max_depth: int = 6, max_samples: int = 3, console: Console 
     console.print(render_summary(view))
     for note in view.missing():
         console.print(f"[yellow]missing:[/yellow] {note}")
+    print_summary(path, console)
     return view
 
 

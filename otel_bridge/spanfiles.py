@@ -16,6 +16,7 @@ from otel_bridge import conventions as c
 from otel_bridge.config import default_span_dir
 
 SUFFIX = ".jsonl"
+METRICS_SUFFIX = ".metrics.jsonl"  # a run's metric lines, beside its span file (otel_bridge.metrics)
 
 
 def file_key(attributes: Mapping[str, Any]) -> str:
@@ -36,6 +37,15 @@ def path_for(directory: Path, prefix: str, key: str) -> Path:
     return directory / f"{prefix}{stamp}_{key}{SUFFIX}"
 
 
+def metrics_path(span_file: Path) -> Path:
+    """``<span file stem>.metrics.jsonl``: the run's metric lines."""
+    return span_file.with_name(span_file.name.removesuffix(SUFFIX) + METRICS_SUFFIX)
+
+
+def _span_files(directory: Path) -> list[Path]:
+    return [p for p in directory.glob(f"*{SUFFIX}") if p.is_file() and not p.name.endswith(METRICS_SUFFIX)]
+
+
 def default_dir() -> Path:
     return default_span_dir()
 
@@ -44,7 +54,7 @@ def latest(directory: Path | None = None) -> Path | None:
     directory = directory or default_dir()
     if not directory.is_dir():
         return None
-    files = [p for p in directory.glob(f"*{SUFFIX}") if p.is_file()]
+    files = _span_files(directory)
     return max(files, key=lambda p: p.stat().st_mtime) if files else None
 
 
@@ -53,7 +63,7 @@ def expand(paths: list[Path]) -> list[Path]:
     out: list[Path] = []
     for path in paths:
         if path.is_dir():
-            out.extend(sorted(path.glob(f"*{SUFFIX}"), key=lambda p: p.stat().st_mtime))
+            out.extend(sorted(_span_files(path), key=lambda p: p.stat().st_mtime))
         else:
             out.append(path)
     return out

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from otel_bridge.config import CoreSettings, Settings
 from otel_bridge.exporters.otlp import otlp_endpoint
+from otel_bridge.metrics import summary as metric_file
+from otel_bridge.metrics.provider import metrics_endpoint
 from otel_bridge.otlp_json import json_to_request
 from otel_bridge.records import FileReadReport, SpanRecord, read_span_file
 from otel_bridge.sinks.base import DeliveryError
@@ -28,6 +30,7 @@ class SyncReport:
     delivered: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     damaged: list[str] = field(default_factory=list)
+    metric_points: int = 0  # from the metric files beside the span files (--to otlp)
 
 
 def _batches(records: Iterator[SpanRecord], size: int) -> Iterator[list[SpanRecord]]:
@@ -52,9 +55,9 @@ def _describe_damage(report: FileReadReport) -> str | None:
     return f"{report.path}: " + "; ".join(parts) if parts else None
 
 
-def otlp_post(body: bytes, core: CoreSettings, timeout: float = 10.0) -> None:
-    """POST one protobuf ExportTraceServiceRequest to the configured OTLP/HTTP endpoint."""
-    url = otlp_endpoint(replace(core, otlp_protocol="http/protobuf"))  # always OTLP/HTTP here
+def otlp_post(body: bytes, core: CoreSettings, timeout: float = 10.0, url: str | None = None) -> None:
+    """POST one protobuf export request to the configured OTLP/HTTP endpoint (traces unless ``url``)."""
+    url = url or otlp_endpoint(replace(core, otlp_protocol="http/protobuf"))  # always OTLP/HTTP here
     headers = {"Content-Type": "application/x-protobuf"}
     for item in (core.otlp_headers or "").split(","):
         if "=" in item:
@@ -82,6 +85,14 @@ def _sync_otlp(path: Path, report: SyncReport, core: CoreSettings) -> None:
                 break
             sent += sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
     report.delivered["otlp"] = report.delivered.get("otlp", 0) + sent
+
+
+def _sync_otlp_metrics(path: Path, report: SyncReport, settings: Settings) -> None:
+    """The metric file beside the span file, to the OTLP metrics endpoint (OTLP/HTTP, like spans)."""
+    url = metrics_endpoint(replace(settings, core=replace(settings.core, otlp_protocol="http/protobuf")))
+    points, problem = metric_file.deliver(path, url, lambda body, to: otlp_post(body, settings.core, url=to))
+    report.metric_points += points
+    report.problems.extend([problem] if problem else [])
 
 
 def sync_paths(
@@ -123,6 +134,7 @@ def sync_paths(
             report.damaged.append(damage)
         if "otlp" in targets:
             _sync_otlp(path, report, settings.core)
+            _sync_otlp_metrics(path, report, settings)
         done_bytes += path.stat().st_size
         if on_progress:
             on_progress(done_bytes, total_bytes)

@@ -24,7 +24,7 @@ LAYERS: list[tuple[int, tuple[str, ...]]] = [
     (5, ("otel_bridge.hook",)),
     (4, ("otel_bridge.pipeline", "otel_bridge.api", "otel_bridge.receiver", "otel_bridge.sync")),
     (4, ("otel_bridge.show",)),
-    (3, ("otel_bridge.exporters", "otel_bridge.spanfactory")),
+    (3, ("otel_bridge.exporters", "otel_bridge.spanfactory", "otel_bridge.metrics")),
     (2, ("otel_bridge.sinks",)),
     (1, ("otel_bridge.translate",)),
     (0, ("otel_bridge",)),  # records, conventions, config, anyvalue, otlp_json, notify, ...

@@ -28,6 +28,7 @@ from otel_bridge.hook.attributes import Attrs
 from otel_bridge.hook.capture import ContentCapture, mark_truncated
 from otel_bridge.hook.messages import finish_reasons, output_messages
 from otel_bridge.hook.traces import SampleTrace, ToolSlot, end_tool_slot, end_with_error
+from otel_bridge.metrics.recorder import NO_METRICS, Metrics
 from otel_bridge.redact import Redactor
 from otel_bridge.spanfactory import SpanFactory
 
@@ -41,6 +42,8 @@ _KIND = {
 
 class EventSpans:
     """Makes the spans of sample events, each under its own sample's trace."""
+
+    metrics: Metrics = NO_METRICS  # the session's, when metrics are on
 
     def __init__(
         self, spans: SpanFactory, settings: Settings, redactor: Redactor, capture: ContentCapture
@@ -169,14 +172,16 @@ class EventSpans:
         else:
             end = self.spans.now()
         span = self.spans.start(f"{c.OP_CHAT} {model}", s.parent(e.span_id), attrs, start, SpanKind.CLIENT)
+        error_type = a.error_type(e.error, "ModelError") if e.error else None
+        self.metrics.model_call(attrs, start, max(end, start), error_type)
         if e.error:
             message = self.redactor.text(e.error)
-            error_type = a.error_type(e.error, "ModelError")
             end_with_error(span, message, error_type, {c.MODEL_ERROR: message}, max(end, start))
         else:
             span.end(end_time=max(end, start))
 
     def tool(self, s: SampleTrace, e: ToolEvent) -> None:
+        self.metrics.tool_call(s.base, e)
         attrs: Attrs = {c.GEN_AI_TOOL_CALL_ID: e.id}
         if e.agent:
             attrs[c.TOOL_AGENT] = e.agent

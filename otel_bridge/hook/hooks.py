@@ -13,6 +13,7 @@ from inspect_ai.hooks import (
     EvalSetEnd,
     EvalSetStart,
     Hooks,
+    ModelRetry,
     RunEnd,
     RunStart,
     SampleAttemptEnd,
@@ -116,7 +117,7 @@ class OtelBridgeHooks(Hooks):
         _finish("on_eval_set_end", lambda session: session.recorder.eval_set_end(data))
 
     async def on_run_start(self, data: RunStart) -> None:
-        _guard("on_run_start", lambda: _begin().recorder.run_start(data))
+        _guard("on_run_start", lambda: _begin().run_start(data))
 
     async def on_run_end(self, data: RunEnd) -> None:
         def close_file(session: Session) -> None:
@@ -151,3 +152,6 @@ class OtelBridgeHooks(Hooks):
 
     async def on_sample_end(self, data: SampleEnd) -> None:
         _forward("on_sample_end", lambda r: r.sample_end(data))
+
+    async def on_model_retry(self, data: ModelRetry) -> None:
+        _forward("on_model_retry", lambda r: r.metrics.model_retry(data))

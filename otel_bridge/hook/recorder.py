@@ -43,6 +43,7 @@ from otel_bridge.hook.traces import (
     start_sample,
     start_task,
 )
+from otel_bridge.metrics.recorder import NO_METRICS, Metrics
 from otel_bridge.redact import Redactor
 from otel_bridge.spanfactory import LiteSpan, SpanFactory
 
@@ -51,6 +52,8 @@ Attrs = a.Attrs
 
 class Recorder:
     """Turns hook calls into spans; every public method is safe to call in any order."""
+
+    metrics: Metrics = NO_METRICS  # the session's, when metrics are on
 
     def __init__(self, spans: SpanFactory, settings: Settings, redactor: Redactor, versions: Attrs) -> None:
         self.spans = spans
@@ -116,6 +119,7 @@ class Recorder:
             if open_task.run_id == data.run_id and open_task.base[c.TASK_ID] == spec.task_id:
                 end_retried_task(self.tasks.pop(eval_id))  # an eval-set retry supersedes the failed attempt
         self.tasks[data.eval_id] = start_task(self.spans, self.runs.get(data.run_id), attrs, base, data)
+        self.metrics.task_start(data)
 
     def task_end(self, data: TaskEnd) -> None:
         self._end_task(data.eval_id, data.log, None)
@@ -180,6 +184,7 @@ class Recorder:
         for name, score in (sample.scores or {}).items():
             for result in a.evaluation_events(name, score, self.settings.content.capture, self.redactor):
                 s.span.add_event(c.EVENT_EVALUATION_RESULT, result)
+                self.metrics.score(s.base, result)
         error = error_type = None
         if sample.error is not None:
             attrs[c.SAMPLE_STATUS] = "error"
@@ -193,6 +198,7 @@ class Recorder:
         else:
             attrs[c.SAMPLE_STATUS] = "success"
         s.span.set_attributes(attrs)
+        self.metrics.sample_end(s.base, sample)
         end_sample(s, "sample ended before this span", error, error_type)
 
     def _abandon_sample(self, uuid: str, reason: str) -> None:

@@ -11,10 +11,14 @@ import contextlib
 import threading
 from importlib.metadata import PackageNotFoundError, version
 
+from inspect_ai.hooks import RunStart
+
 from otel_bridge import __version__, api, notify
 from otel_bridge import conventions as c
 from otel_bridge.config import Settings, environment, environment_probe, load_settings
 from otel_bridge.hook.recorder import Recorder
+from otel_bridge.metrics.provider import say_undelivered
+from otel_bridge.metrics.recorder import NO_METRICS
 from otel_bridge.pipeline import Pipeline
 from otel_bridge.redact import Redactor, Scrubber
 
@@ -45,6 +49,13 @@ class Session:
         redactor = Redactor(environment, patterns=settings.content.redact_patterns, probe=environment_probe)
         self.pipeline.spans.scrubber = Scrubber(redactor, settings.content.capture)
         self.recorder = Recorder(self.pipeline.spans, settings, redactor, versions)
+        metrics = self.pipeline.metrics
+        self.recorder.metrics = self.recorder.events.metrics = metrics.recorder if metrics else NO_METRICS
+
+    def run_start(self, data: RunStart) -> None:
+        self.recorder.run_start(data)
+        if self.pipeline.metrics is not None:
+            self.pipeline.metrics.run_start(data.run_id)
 
     def finish_batch(self) -> None:
         """End of a run or eval set: deliver what is queued, within the bounded timeout.
@@ -54,6 +65,7 @@ class Session:
         one line at exit.
         """
         self.pipeline.end_of_run()
+        say_undelivered(self.pipeline.metrics)
 
     def close(self) -> None:
         self.recorder.abandon_all("process exited before this span ended")
@@ -61,6 +73,7 @@ class Session:
         message = self.pipeline.undelivered_message()
         if message:
             notify.say(message)
+        say_undelivered(self.pipeline.metrics)
 
 
 _lock = threading.Lock()

@@ -52,12 +52,16 @@ class BridgeEnv:
 
     def spans(self) -> list[SpanRecord]:
         out: list[SpanRecord] = []
-        for path in sorted(self.span_dir.glob("*.jsonl")):
+        for path in self.files():
             out.extend(read_span_file(path))
         return out
 
     def files(self) -> list[Path]:
-        return sorted(self.span_dir.glob("*.jsonl"))
+        """The span files (not the metric files beside them)."""
+        return sorted(p for p in self.span_dir.glob("*.jsonl") if not p.name.endswith(".metrics.jsonl"))
+
+    def metric_files(self) -> list[Path]:
+        return sorted(self.span_dir.glob("*.metrics.jsonl"))
 
     def raw_bytes(self) -> bytes:
         return b"".join(p.read_bytes() for p in self.files())

@@ -206,6 +206,7 @@ class Collector(ManagedProcess):
     ) -> None:
         self.grpc_port, self.http_port = free_port(), free_port()
         self.health_port, self.metrics_port = free_port(), free_port()
+        self.prometheus_port = free_port()  # the metrics pipeline's exporter (collectors never share 8889)
         self.storage_dir = storage_dir or workdir / "otelcol-storage"
         full_env = _base_env() | FAST_ENV
         full_env |= {
@@ -213,6 +214,7 @@ class Collector(ManagedProcess):
             "OTELCOL_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{self.http_port}",
             "OTELCOL_HEALTH_ENDPOINT": f"127.0.0.1:{self.health_port}",
             "OTELCOL_METRICS_PORT": str(self.metrics_port),
+            "OTELCOL_PROMETHEUS_ENDPOINT": f"127.0.0.1:{self.prometheus_port}",
             "OTELCOL_STORAGE_DIR": str(self.storage_dir),
             "BRIDGE_RECEIVER_ENDPOINT": bridge_endpoint,
             "JAEGER_OTLP_ENDPOINT": jaeger_endpoint,
@@ -229,6 +231,11 @@ class Collector(ManagedProcess):
     def health_url(self) -> str:
         """The health_check extension's URL."""
         return f"http://127.0.0.1:{self.health_port}/"
+
+    @property
+    def prometheus_url(self) -> str:
+        """The Prometheus exposition of the metrics pipeline (what a Prometheus server scrapes)."""
+        return f"http://127.0.0.1:{self.prometheus_port}/metrics"
 
     @property
     def otlp_http_endpoint(self) -> str:
