@@ -12,7 +12,7 @@ the zero-latency offline model — the worst case for relative overhead. Runs ar
 time; its ratio to "off" as the median (and range) of each run against the "off" run of the same
 rep — adjacent in time, so a shared VM's drift cancels — and the best run against the best; the CPU the
 bridge's hook calls took on the eval's event-loop thread per span (timed around every hook call)
-and the redactor's share of it (every outermost call into otel_bridge.redact, timer included), the
+and the redactor's share of it (every outermost call into otel_bridge.redact, net of the timer), the
 extra process CPU outside that thread per span (exporter threads; the W&B/Weave worker is a
 separate process and not counted), and peak RSS. Below the table, what metrics add per model call
 (metrics vs file: the hook's loop CPU, and the process's CPU outside the loop thread, where the
@@ -45,6 +45,7 @@ from inspect_ai import eval
 from bridge_demo import arithmetic
 samples = int(sys.argv[1])
 hook_ns = {{"sample": 0, "setup": 0}}
+redact_net = lambda: 0
 if sys.argv[2] == "noop":  # Inspect's own cost of delivering events to a hook that does nothing
     from inspect_ai.hooks import Hooks, hooks
 
@@ -72,9 +73,11 @@ elif sys.argv[2] != "off":  # time every hook call on the loop thread (none of t
             setattr(OtelBridgeHooks, name, timed(fn))
 
     # the redactor's share of it: every outermost call into it (the edge pass on each span, and
-    # the content capture's redaction), timer included
+    # the content capture's redaction), on the monotonic clock (a thread-CPU clock read is a
+    # syscall, slower than much of what it would time), net of the timing wrapper's own cost
     from otel_bridge import redact
     depth = [0]
+    outer = [0]
 
     def redacting(fn):
         @functools.wraps(fn)
@@ -82,14 +85,26 @@ elif sys.argv[2] != "off":  # time every hook call on the loop thread (none of t
             if depth[0]:
                 return fn(*args, **kwargs)
             depth[0] += 1
-            t = time.thread_time_ns()
+            outer[0] += 1
+            t = time.perf_counter_ns()
             try:
                 return fn(*args, **kwargs)
             finally:
-                hook_ns["redact"] = hook_ns.get("redact", 0) + time.thread_time_ns() - t
+                hook_ns["redact"] = hook_ns.get("redact", 0) + time.perf_counter_ns() - t
                 depth[0] -= 1
         return call
 
+    def calibrate():
+        noop = redacting(lambda: None)
+        t = time.perf_counter_ns()
+        for _ in range(20000):
+            noop()
+        return (time.perf_counter_ns() - t) / 20000
+
+    wrapper_ns = calibrate()
+    hook_ns["redact"] = 0
+    outer[0] = 0
+    redact_net = lambda: max(0, hook_ns["redact"] - outer[0] * wrapper_ns)
     redactor_calls = (redact.Redactor, ("text", "structure", "vouch"))
     for cls, names in (redactor_calls, (redact.Scrubber, ("span", "refresh"))):
         for name in names:
@@ -104,7 +119,7 @@ print("RESULT", json.dumps({{
     "loop_cpu": m1 - m0,
     "hook_cpu": hook_ns["sample"] / 1e9,  # per-sample hooks: what grows with the eval
     "setup_cpu": hook_ns["setup"] / 1e9,  # run/task hooks: session start, final flush
-    "redact_cpu": hook_ns.get("redact", 0) / 1e9,  # inside the hook calls: the redactor's share
+    "redact_cpu": redact_net() / 1e9,  # inside the hook calls: the redactor's share
     "rss_mb": r1.ru_maxrss / 1024,
 }}))
 """

@@ -50,8 +50,9 @@ _SHAPES: tuple[tuple[str, str, str, bool], ...] = (
     ("aws_key_id", "AKIA", r"AKIA[0-9A-Z]{16}(?![A-Za-z0-9])", True),
     ("aws_key_id", "ASIA", r"ASIA[0-9A-Z]{16}(?![A-Za-z0-9])", True),
     ("jwt", "eyJ", r"eyJ[A-Za-z0-9_-]{6,}\.[A-Za-z0-9_-]{6,}\.[A-Za-z0-9_-]{6,}", False),
-    ("bearer", "earer", r"earer\s+[A-Za-z0-9._~+/=-]{8,}", False),  # Bearer / bearer
-    ("bearer", "EARER", r"EARER\s+[A-Za-z0-9._~+/=-]{8,}", False),
+    # "Bearer <token>": a token of 16+ characters with a digit in it (not "the bearer understands")
+    ("bearer", "earer", r"earer\s+(?=[A-Za-z._~+/=-]*[0-9])[A-Za-z0-9._~+/=-]{16,}", False),
+    ("bearer", "EARER", r"EARER\s+(?=[A-Za-z._~+/=-]*[0-9])[A-Za-z0-9._~+/=-]{16,}", False),
     ("url_credentials", "://", r"://[^/\s:@\"']+:[^/\s@\"']+@", False),
 )
 # after a secret word: the rest of the key, its separator, and the value it holds (JSON, escaped
@@ -116,8 +117,9 @@ def secret_env_values(env: Mapping[str, str]) -> dict[str, str]:
 class Redactor:
     """Replaces secrets with ``[REDACTED:<reason>]``; a few ``str.find`` calls when there are none.
 
-    ``env`` is called again by ``refresh`` (run and sample starts): a changed set of secret
-    values is picked up, so a key exported after tracing started is known too.
+    ``env`` is called again by ``refresh`` (run, task and sample starts) when ``probe`` (the
+    variable count and the known secrets' values) changed: a key exported after tracing started
+    is known too, and a value once seen stays known (``extra`` values are known from the start).
     """
 
     def __init__(
@@ -128,11 +130,11 @@ class Redactor:
         probe: Callable[[Sequence[str]], tuple[object, ...]] | None = None,
     ) -> None:
         self._env = env if callable(env) else (lambda: env)
-        # reading the whole environment costs ~4 µs a variable: a cheap probe decides when to
+        # reading the whole environment costs µs per variable: a cheap probe says when to re-read it
         self._probe = probe
         self._names: tuple[str, ...] = ()
         self._signal: tuple[object, ...] | None = None
-        self._extra = {v: "value" for v in extra if len(v) >= _MIN_SECRET_LEN}
+        self._known = {v: "value" for v in extra if len(v) >= _MIN_SECRET_LEN}
         self._user = re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
         self._shapes = [(r, anchor, re.compile(rx), edge) for r, anchor, rx, edge in _SHAPES]
         self._values: list[tuple[str, str]] = []
@@ -161,8 +163,8 @@ class Redactor:
         self._clean.clear()
         self._clean_chars = 0
         # a value once seen stays a secret after it leaves the environment (a rotated key)
-        self._extra.update({v: f"env:{k}" for v, k in found.items()})
-        values = dict(self._extra)
+        self._known.update({v: f"env:{k}" for v, k in found.items()})
+        values = dict(self._known)
         # also the JSON-escaped form: content may be redacted after it has been serialised
         values.update({json.dumps(v, ensure_ascii=False)[1:-1]: r for v, r in values.items()})
         # longest first so a secret containing another is replaced whole
@@ -183,7 +185,14 @@ class Redactor:
         for reason, anchor, regex, edge in self._shapes:
             i = find(anchor)
             while i != -1:
-                m = None if edge and i and value[i - 1] in _WORD else regex.match(value, i)
+                if reason == "bearer":  # the anchor is "earer": a word that is "bearer" itself
+                    m = (
+                        None
+                        if i < 1 or value[i - 1] not in "bB" or (i > 1 and value[i - 2] in _WORD)
+                        else regex.match(value, i)
+                    )
+                else:
+                    m = None if edge and i and value[i - 1] in _WORD else regex.match(value, i)
                 if m is not None:
                     start, end = m.span()
                     if reason == "url_credentials":  # keep the scheme and the host
@@ -314,12 +323,14 @@ class Scrubber:
 
     def attributes(self, attrs: dict[str, Any]) -> None:
         """Redact every string (and string list) in place; without content, apply the content rules."""
-        text = self.redactor.text
+        redactor = self.redactor
+        clean = redactor._clean  # inlined: most values (ids, names) were seen before (hot path)
         for key, value in attrs.items():
-            if isinstance(value, str):
-                attrs[key] = text(value)
+            if value.__class__ is str:
+                if value not in clean:
+                    attrs[key] = redactor.text(value)
             elif isinstance(value, (list, tuple)) and value and isinstance(value[0], str):
-                attrs[key] = [text(v) if isinstance(v, str) else v for v in value]
+                attrs[key] = [redactor.text(v) if isinstance(v, str) else v for v in value]
         if not self.content:
             self._content_off(attrs)
 

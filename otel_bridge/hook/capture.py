@@ -16,7 +16,7 @@ from inspect_ai.tool import ToolInfo
 from otel_bridge import conventions as c
 from otel_bridge.config import Settings
 from otel_bridge.hook.attributes import Attrs
-from otel_bridge.hook.content import bounded_json, dumps, to_jsonable
+from otel_bridge.hook.content import bounded_json, bounded_json_text, dumps, to_jsonable
 from otel_bridge.hook.messages import fingerprint, message_json, system_parts, tool_definitions
 from otel_bridge.redact import Redactor
 
@@ -40,9 +40,18 @@ class ContentCapture:
         """
         if not self.settings.content.capture or value is None:
             return
-        # redacted before it is cut: a cut cannot leave half a secret, nor redaction overshoot the cap
-        redacted = self.redactor.structure(to_jsonable(value))
-        text, cut = bounded_json(redacted, self.settings.content.max_bytes)
+        # redacted before it is cut: a cut cannot leave half a secret, nor redaction overshoot the
+        # cap. A mapping (metadata, tool arguments) is redacted as a structure (a secret-named
+        # key hides everything under it); anything else as its JSON text (one search, hot path)
+        jsonable = to_jsonable(value)
+        if isinstance(jsonable, dict):
+            text, cut = bounded_json(self.redactor.structure(jsonable), self.settings.content.max_bytes)
+        elif isinstance(jsonable, str):
+            text, cut = bounded_json(self.redactor.text(jsonable), self.settings.content.max_bytes)
+        else:
+            text, cut = bounded_json_text(
+                self.redactor.text(dumps(jsonable)), self.settings.content.max_bytes
+            )
         self.redactor.vouch(text)  # made of redacted text: the edge pass need not search it again
         for key in (keys,) if isinstance(keys, str) else keys:
             attrs[key] = text
@@ -70,7 +79,7 @@ class ContentCapture:
             else:
                 # a system message is kept as its parts (gen_ai.system_instructions), inner JSON only
                 value = system_parts(message) if message.role == "system" else message_json(message)
-                text = dumps(self.redactor.structure(value))
+                text = self.redactor.text(dumps(value))
                 if message.role == "system":
                     text = text[1:-1]
                 nbytes = len(text.encode("utf-8"))

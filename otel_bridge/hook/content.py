@@ -115,6 +115,14 @@ def _ends_of(items: list[Any], max_bytes: int) -> str | None:
     return candidate if _size(candidate) <= max_bytes else None
 
 
+def bounded_json_text(text: str, max_bytes: int) -> tuple[str, bool]:
+    """``bounded_json`` of a value given as its JSON text (decoded only when it must be cut)."""
+    text = _valid_unicode(text)
+    if len(text) * 4 <= max_bytes or _size(text) <= max_bytes:
+        return text, False
+    return bounded_json(json.loads(text), max_bytes)
+
+
 def _cut_text(text: str, max_bytes: int) -> str:
     budget = max(0, max_bytes - 40)
     cut = text.encode("utf-8")[:budget].decode("utf-8", errors="ignore")
