@@ -140,7 +140,12 @@ def ingest(path: Path, root: Path) -> tuple[float, float, float, int]:
     wall = time.monotonic() - started
     proc.send_signal(2)
     _, status, usage = os.wait4(proc.pid, 0)
-    code = 1 if failures else os.waitstatus_to_exitcode(status)
+    code = os.waitstatus_to_exitcode(status)
+    if failures:
+        print(
+            f"  receiver: {len(failures)} request(s) not accepted: {sorted(set(failures))}", file=sys.stderr
+        )
+        code = code or 1
     RATES[-1] = spans / wall
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, code
 
