@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -459,3 +460,78 @@ def test_import_to_otlp_delivers_the_spans_it_writes(recorded: Recorded) -> None
         received = capture.wait_for(len(recorded.imported))
     # the same spans as the span-file import (ids derived from Inspect's, so the same ids)
     assert {s.key for s in received} == {(s.trace_id, s.span_id) for s in recorded.imported}
+
+
+# ----------------------------------------------------------------- a cancelled run
+CANCEL = """
+import os
+import sys
+from pathlib import Path
+
+import anyio
+from bridge_demo import arithmetic
+from inspect_ai import eval_async
+from inspect_ai.model import get_model
+
+spans, logs = Path(sys.argv[1]), sys.argv[2]
+os.environ["INSPECT_DISPLAY"] = "none"
+
+
+def samples_recorded() -> int:
+    return sum(f.read_text().count('"inspect.sample"') for f in spans.glob("*.jsonl"))
+
+
+async def main() -> None:
+    async with anyio.create_task_group() as group:
+
+        async def cancel_after_first_samples() -> None:
+            while samples_recorded() < 2:  # cancel mid-run, once samples have finished
+                await anyio.sleep(0.1)
+            group.cancel_scope.cancel()
+
+        group.start_soon(cancel_after_first_samples)
+        slow = get_model("offline/careful", latency=0.2)
+        await eval_async(arithmetic(samples=20), model=slow, log_dir=logs, max_samples=2)
+
+
+anyio.run(main)
+"""
+
+
+@pytest.fixture(scope="module")
+def cancelled(tmp_path_factory: pytest.TempPathFactory) -> Recorded:
+    env = BridgeEnv(tmp_path_factory.mktemp("import-cancelled"))
+    (env.root / "cancel.py").write_text(CANCEL)
+    run = run_cli(
+        [sys.executable, str(env.root / "cancel.py"), str(env.span_dir), str(env.log_dir)],
+        subprocess_env(env.env()),
+    )
+    logs = [read_eval_log(str(p)) for p in sorted(env.log_dir.glob("*.eval"))]
+    assert [str(log.status) for log in logs] == ["cancelled"], run.stderr[-3000:]
+    out = env.root / "imported"
+    result = _import(env, str(env.log_dir), "--dir", str(out), "--quiet")
+    assert result.returncode == 0, result.stderr
+    return Recorded(env, logs, _spans(env.span_dir), _spans(out), result)
+
+
+def test_cancelled_run_imports_what_its_log_holds(cancelled: Recorded) -> None:
+    live, imported = _keyed(cancelled.live), _keyed(cancelled.imported)
+    assert imported.keys() == live.keys()
+    logged = {s.uuid for s in cancelled.logs[0].samples or []}
+    assert {s.attr(c.SAMPLE_UUID) for s in imported.values() if s.name == c.SPAN_SAMPLE} == logged
+    # live, the run and its task end with the cancelling exception (Inspect passes no logs);
+    # imported, from the log: status cancelled, with the results it holds
+    ends = {c.SPAN_RUN, c.SPAN_TASK}
+    _assert_same(live, {k: v for k, v in imported.items() if v.name not in ends})
+    for key, got in imported.items():
+        if got.name in ends:
+            want = live[key]
+            assert got.status == want.status == "ERROR"
+            assert got.attr("inspect.run.status", "cancelled") == want.attr("inspect.run.status", "cancelled")
+    (task,) = (s for s in imported.values() if s.name == c.SPAN_TASK)
+    log = cancelled.logs[0]
+    assert task.attr(c.TASK_STATUS) == "cancelled" and task.status_message == "task cancelled"
+    assert log.results is not None
+    assert task.json_attr(c.TASK_METRICS) == {
+        sc.name: {n: m.value for n, m in sc.metrics.items()} for sc in log.results.scores
+    }

@@ -38,6 +38,8 @@ BATCH = 512  # spans per span-file line, as live
 
 
 class Progress(Protocol):
+    """What the command's progress bar is told: the logs found, each log begun, each sample done."""
+
     def logs(self, total: int) -> None: ...
     def log(self, location: str, samples: int) -> None: ...
     def sample(self) -> None: ...
@@ -45,6 +47,8 @@ class Progress(Protocol):
 
 @dataclass
 class TaskSummary:
+    """One log's line in the report (and in ``--dry-run``)."""
+
     location: str
     task: str
     model: str
@@ -55,6 +59,8 @@ class TaskSummary:
 
 @dataclass
 class RunSummary:
+    """One run: its tasks, the spans written, and those its span files already held."""
+
     run_id: str
     eval_set_id: str | None
     tasks: list[TaskSummary] = field(default_factory=list)
@@ -65,6 +71,8 @@ class RunSummary:
 
 @dataclass
 class ImportReport:
+    """Everything the command prints: runs, counts, and one line per problem (exit status 1)."""
+
     logs: int = 0
     runs: list[RunSummary] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
