@@ -58,31 +58,11 @@ def kvs_to_json(attributes: Mapping[str, Any]) -> str:
 # --- OTLP/JSON document → Python (SDK spans rebuilt from a span-file line) --------------------
 
 
-def from_json(v: Mapping[str, Any]) -> Any:
-    if "stringValue" in v:
-        return v["stringValue"]
-    if "boolValue" in v:
-        return bool(v["boolValue"])
-    if "intValue" in v:
-        return int(v["intValue"])
-    if "doubleValue" in v:
-        return float(v["doubleValue"])
-    if "arrayValue" in v:
-        return tuple(from_json(x) for x in v["arrayValue"].get("values", []))
-    if "bytesValue" in v:
-        return base64.b64decode(v["bytesValue"])
-    return None
+def from_json(v: Mapping[str, Any], record: bool = False) -> Any:
+    """An OTLP/JSON value as an SDK span holds it, or (``record``) as ``from_proto`` gives it.
 
-
-def kvs_from_json(kvs: Iterable[Mapping[str, Any]] | None) -> dict[str, Any]:
-    return {kv["key"]: from_json(kv.get("value", {})) for kv in kvs or []}
-
-
-def from_json_as_proto(v: Mapping[str, Any]) -> Any:
-    """OTLP/JSON → the value ``from_proto`` gives for the same protobuf (lists, hex bytes, kvlists).
-
-    Span files are read without a protobuf round trip (ten times faster); records must not
-    depend on which way they were read.
+    Records (lists, hex bytes, kvlists as dicts) must not depend on whether a span file was read
+    through protobuf or straight from its JSON (ten times faster); SDK spans take tuples and bytes.
     """
     if "stringValue" in v:
         return str(v["stringValue"])
@@ -93,16 +73,18 @@ def from_json_as_proto(v: Mapping[str, Any]) -> Any:
     if "doubleValue" in v:
         return float(v["doubleValue"])
     if "arrayValue" in v:
-        return [from_json_as_proto(x) for x in v["arrayValue"].get("values", [])]
-    if "kvlistValue" in v:
-        return kvs_from_json_as_proto(v["kvlistValue"].get("values"))
+        items = [from_json(x, record) for x in v["arrayValue"].get("values", [])]
+        return items if record else tuple(items)
+    if "kvlistValue" in v and record:
+        return kvs_from_json(v["kvlistValue"].get("values"), record)
     if "bytesValue" in v:
-        return base64.b64decode(v["bytesValue"]).hex()
+        raw = base64.b64decode(v["bytesValue"])
+        return raw.hex() if record else raw
     return None
 
 
-def kvs_from_json_as_proto(kvs: Iterable[Mapping[str, Any]] | None) -> dict[str, Any]:
-    return {str(kv["key"]): from_json_as_proto(kv.get("value") or {}) for kv in kvs or []}
+def kvs_from_json(kvs: Iterable[Mapping[str, Any]] | None, record: bool = False) -> dict[str, Any]:
+    return {str(kv["key"]): from_json(kv.get("value") or {}, record) for kv in kvs or []}
 
 
 # --- protobuf ↔ Python (the receiver's records and its span files) ------------------------------

@@ -15,7 +15,7 @@ from typing import Any
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from otel_bridge.anyvalue import kvs_from_json_as_proto, kvs_from_proto, kvs_to_proto
+from otel_bridge.anyvalue import kvs_from_json, kvs_from_proto, kvs_to_proto
 from otel_bridge.otlp_json import OtlpJsonError
 
 STATUS_NAMES = {0: "UNSET", 1: "OK", 2: "ERROR"}
@@ -187,7 +187,7 @@ def from_json_doc(doc: Any) -> list[SpanRecord]:
     out: list[SpanRecord] = []
     try:
         for rs in _items(doc.get("resourceSpans")):
-            resource = kvs_from_json_as_proto((rs.get("resource") or {}).get("attributes"))
+            resource = kvs_from_json((rs.get("resource") or {}).get("attributes"), record=True)
             for ss in _items(rs.get("scopeSpans")):
                 for s in _items(ss.get("spans")):
                     status = s.get("status") or {}
@@ -200,12 +200,12 @@ def from_json_doc(doc: Any) -> list[SpanRecord]:
                             kind=_kind(s.get("kind")),
                             start_ns=int(s.get("startTimeUnixNano") or 0),
                             end_ns=int(s.get("endTimeUnixNano") or 0),
-                            attributes=kvs_from_json_as_proto(s.get("attributes")),
+                            attributes=kvs_from_json(s.get("attributes"), record=True),
                             events=tuple(
                                 SpanEvent(
                                     str(e.get("name", "")),
                                     int(e.get("timeUnixNano") or 0),
-                                    kvs_from_json_as_proto(e.get("attributes")),
+                                    kvs_from_json(e.get("attributes"), record=True),
                                 )
                                 for e in _items(s.get("events"))
                             ),

@@ -24,7 +24,7 @@ from bench.scale_spans import scale
 from otel_bridge.otlp_json import json_to_request
 from otel_bridge.records import FileReadReport, from_json_doc, from_request, read_span_file
 from otel_bridge.translate.wandb import LogRow, Options, WandbTranslator
-from otel_bridge.translate.wandb.assembler import RECENT_SAMPLES
+from otel_bridge.translate.wandb.state import RECENT_SAMPLES
 from otel_bridge.translate.weave import WeaveTranslator
 from tests.support.bridge import OTEL_BRIDGE, subprocess_env
 from tests.support.demo_spans import demo_span_file

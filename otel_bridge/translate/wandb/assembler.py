@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from otel_bridge import conventions as c
@@ -45,64 +44,9 @@ from otel_bridge.translate.wandb.mapping import (
 )
 from otel_bridge.translate.wandb.ops import Write
 from otel_bridge.translate.wandb.options import Options
-from otel_bridge.translate.wandb.running import PairSamples
+from otel_bridge.translate.wandb.state import Pair, Run, samples_missing
 
-RECENT_SAMPLES = 10_000  # per task × model: samples whose re-send replaces rather than adds
 ENDED_IDS = 100_000  # ended runs, evals and non-sample spans remembered for idempotence
-
-
-@dataclass
-class _Pair:
-    """One task × model (keyed by Inspect's task_id, stable across eval-set retries)."""
-
-    label: str
-    task: str
-    model: str
-    counts: PairSamples = field(default_factory=lambda: PairSamples(RECENT_SAMPLES))
-    categorical: set[str] = field(default_factory=set)
-    metric_names: dict[str, list[str]] = field(default_factory=dict)
-    open_evals: set[str] = field(default_factory=set)
-    ended_evals: set[str] = field(default_factory=set)
-    traced: dict[str, int] = field(default_factory=dict)  # eval_id → final sample traces seen
-    expected: dict[str, int] = field(default_factory=dict)  # eval_id → what its task span says
-    attempts: dict[str, tuple[int, str | None]] = field(default_factory=dict)  # eval_id → start, status
-    status: str | None = None  # of the latest attempt (by start time), not the last to end
-    final: bool = False
-    summary: dict[str, Any] = field(default_factory=dict)
-    usage: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-@dataclass
-class _Run:
-    key: str
-    eval_set_id: str | None
-    started: bool = False
-    finished: bool = False
-    pairs: dict[str, _Pair] = field(default_factory=dict)
-    labels: dict[str, str] = field(default_factory=dict)  # label → pair id
-    tasks: list[str] = field(default_factory=list)
-    models: list[str] = field(default_factory=list)
-    datasets: list[str] = field(default_factory=list)
-    run_ids: list[str] = field(default_factory=list)
-    run_status: dict[str, str] = field(default_factory=dict)  # inspect run id → status
-    run_order: list[str] = field(default_factory=list)
-    group: str | None = None
-    name: str = ""
-    tags: tuple[str, ...] = ()
-    config: dict[str, Any] = field(default_factory=dict)
-    config_sent: dict[str, Any] = field(default_factory=dict)
-    defined: set[str] = field(default_factory=set)
-    last_step: int = -1
-    rows: dict[tuple[str, str, int], dict[str, Any]] = field(default_factory=dict)
-    row_bytes: dict[tuple[str, str, int], int] = field(default_factory=dict)
-    table_bytes: int = 0
-    dropped_rows: int = 0
-    logs: list[str] = field(default_factory=list)
-    start_ns: int | None = None
-    end_ns: int | None = None
-    end_status: str | None = None  # set when the run / eval-set span has ended
-    end_message: str = ""
-    expected_evals: set[str] = field(default_factory=set)  # every task × model its run spans name
 
 
 class WandbTranslator:
@@ -110,7 +54,7 @@ class WandbTranslator:
 
     def __init__(self, options: Options | None = None) -> None:
         self.options = options or Options()
-        self._runs: dict[str, _Run] = {}  # open runs only
+        self._runs: dict[str, Run] = {}  # open runs only
         self._seen = RecentKeys(ENDED_IDS)  # non-sample spans (a few per task)
         self._ended_runs: dict[str, bool] = {}  # run key → is an eval set (bounded, oldest first)
         self._ended = RecentKeys(ENDED_IDS)  # eval ids and Inspect run ids of finished runs
@@ -182,7 +126,7 @@ class WandbTranslator:
             self._seen.add(ident)
         if run is None:
             eval_set = r.attr(c.EVAL_SET_ID)
-            run = self._runs[key] = _Run(key, str(eval_set) if eval_set else None, group=eval_set)
+            run = self._runs[key] = Run(key, str(eval_set) if eval_set else None, group=eval_set)
         if run.start_ns is None or (r.start_ns and r.start_ns < run.start_ns):
             run.start_ns = r.start_ns or run.start_ns
         body: list[Write]
@@ -202,7 +146,7 @@ class WandbTranslator:
         return head + body + tail
 
     # ---------------------------------------------------------------- identity and config
-    def _identity(self, run: _Run) -> list[Write]:
+    def _identity(self, run: Run) -> list[Write]:
         name = self._name(run)
         tags = run_tags(run.tasks, run.models, run.datasets, self.options.tags)
         out: list[Write] = []
@@ -228,7 +172,7 @@ class WandbTranslator:
             out.append(ops.UpdateConfig(run.key, changed))
         return out
 
-    def _name(self, run: _Run) -> str:
+    def _name(self, run: Run) -> str:
         ids = {
             "run_id": run.run_ids[0] if run.run_ids else run.key,
             "eval_set_id": run.eval_set_id or "",
@@ -239,13 +183,13 @@ class WandbTranslator:
             self.problems.append(problem)
         return name
 
-    def _note_run(self, run: _Run, r: SpanRecord) -> None:
+    def _note_run(self, run: Run, r: SpanRecord) -> None:
         inspect_run = r.attr(c.RUN_ID)
         if inspect_run and inspect_run not in run.run_ids:
             run.run_ids.append(str(inspect_run))
         run.config.setdefault("inspect", {}).update(inspect_info(r, run.run_ids, run.eval_set_id))
 
-    def _pair(self, run: _Run, r: SpanRecord) -> _Pair:
+    def _pair(self, run: Run, r: SpanRecord) -> Pair:
         task = str(r.attr(c.TASK_NAME) or "task")
         model = str(r.attr(c.MODEL) or "model")
         pair_id = str(r.attr(c.TASK_ID) or r.attr(c.EVAL_ID) or f"{task}/{model}")
@@ -257,7 +201,7 @@ class WandbTranslator:
             n += 1
             label = f"{task}-{n}/{model}"
         run.labels[label] = pair_id
-        pair = run.pairs[pair_id] = _Pair(label, task, model)
+        pair = run.pairs[pair_id] = Pair(label, task, model)
         if task not in run.tasks:
             run.tasks.append(task)
         if model not in run.models:
@@ -266,7 +210,7 @@ class WandbTranslator:
             run.group = run.eval_set_id or task
         return pair
 
-    def _task_seen(self, run: _Run, r: SpanRecord) -> _Pair:
+    def _task_seen(self, run: Run, r: SpanRecord) -> Pair:
         """A task × model started (or ended without its start marker): identity and config."""
         self._note_run(run, r)
         pair = self._pair(run, r)
@@ -287,11 +231,11 @@ class WandbTranslator:
         return pair
 
     # ---------------------------------------------------------------- history
-    def _step(self, run: _Run, end_ns: int) -> int:
+    def _step(self, run: Run, end_ns: int) -> int:
         run.last_step = max(run.last_step + 1, end_ns // 1000)
         return run.last_step
 
-    def _define(self, run: _Run, pair: _Pair, keys: Iterable[str]) -> list[Write]:
+    def _define(self, run: Run, pair: Pair, keys: Iterable[str]) -> list[Write]:
         axis = f"{pair.label}/samples"
         out: list[Write] = []
         for key in keys:
@@ -300,7 +244,7 @@ class WandbTranslator:
                 out.append(ops.DefineMetric(run.key, key, axis))
         return out
 
-    def _sample(self, run: _Run, r: SpanRecord) -> list[Write]:
+    def _sample(self, run: Run, r: SpanRecord) -> list[Write]:
         status = str(r.attr(c.SAMPLE_STATUS) or "")
         final_trace = not r.attr(c.SAMPLE_WILL_RETRY) and status != "retried"
         if final_trace:  # what the task span's inspect.samples.traced counts
@@ -329,7 +273,7 @@ class WandbTranslator:
         return [*self._define(run, pair, row), ops.LogRow(run.key, row, self._step(run, r.end_ns))]
 
     def _table_row(
-        self, run: _Run, pair: _Pair, r: SpanRecord, sample: tuple[str, int], status: str, values: Any
+        self, run: Run, pair: Pair, r: SpanRecord, sample: tuple[str, int], status: str, values: Any
     ) -> None:
         """The sample's row of the samples table, while the table is under its rows and bytes caps."""
         key = (pair.label, *sample)
@@ -348,7 +292,7 @@ class WandbTranslator:
             run.table_bytes += size - (earlier or 0)
 
     # ---------------------------------------------------------------- task / run / eval-set ends
-    def _task_end(self, run: _Run, r: SpanRecord) -> list[Write]:
+    def _task_end(self, run: Run, r: SpanRecord) -> list[Write]:
         pair = self._task_seen(run, r)
         eval_id = str(r.attr(c.EVAL_ID) or "")
         pair.open_evals.discard(eval_id)
@@ -382,12 +326,12 @@ class WandbTranslator:
         out.append(ops.UpdateSummary(run.key, {**summary, **self._run_summary(run)}))
         return out
 
-    def _run_summary(self, run: _Run) -> dict[str, Any]:
+    def _run_summary(self, run: Run) -> dict[str, Any]:
         tokens = token_totals(pair.usage for pair in run.pairs.values())
         weave = weave_links(self.options.weave_project, self.options.wandb_base_url)
         return {**tokens, "logs": list(run.logs), **weave}
 
-    def _run_end(self, run: _Run, r: SpanRecord) -> list[Write]:
+    def _run_end(self, run: Run, r: SpanRecord) -> list[Write]:
         self._note_run(run, r)
         inspect_run = str(r.attr(c.RUN_ID))
         status = r.attr(c.RUN_STATUS)
@@ -404,7 +348,7 @@ class WandbTranslator:
             run.end_message = r.status_message
         return []
 
-    def _eval_set_end(self, run: _Run, r: SpanRecord) -> list[Write]:
+    def _eval_set_end(self, run: Run, r: SpanRecord) -> list[Write]:
         self._note_run(run, r)
         run.end_ns = r.end_ns
         # an eval set's outcome is that of each task's latest attempt (see _finish), not of the
@@ -413,9 +357,9 @@ class WandbTranslator:
         run.end_message = r.status_message
         return []
 
-    def _finish(self, run: _Run, force: bool = False) -> list[Write]:
+    def _finish(self, run: Run, force: bool = False) -> list[Write]:
         ended = {e for p in run.pairs.values() for e in p.ended_evals}
-        waiting = any(p.open_evals or _samples_missing(p) for p in run.pairs.values())
+        waiting = any(p.open_evals or samples_missing(p) for p in run.pairs.values())
         if not force and (waiting or not run.expected_evals <= ended):
             return []  # a task span or a sample of this run has not arrived yet: wait for it
         run.finished = True
@@ -446,7 +390,7 @@ class WandbTranslator:
         self._forget(run)
         return out
 
-    def _forget(self, run: _Run) -> None:
+    def _forget(self, run: Run) -> None:
         """A finished run: drop its state, remember only its ids (bounded), for late replays."""
         del self._runs[run.key]
         self._ended_runs.pop(run.key, None)
@@ -465,7 +409,3 @@ class WandbTranslator:
         return sum(len(p.counts.recent) for r in self._runs.values() for p in r.pairs.values()) + sum(
             len(r.rows) for r in self._runs.values()
         )
-
-def _samples_missing(pair: _Pair) -> bool:
-    """Some attempt's task span counts more final sample traces than have arrived."""
-    return any(pair.traced.get(e, 0) < n for e, n in pair.expected.items())
