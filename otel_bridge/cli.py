@@ -50,12 +50,12 @@ def _sync(args: argparse.Namespace) -> int:
     from otel_bridge import notify, spanfiles
     from otel_bridge.config import load_settings
     from otel_bridge.records import NotASpanFile
-    from otel_bridge.sync import TARGETS, sync_paths
+    from otel_bridge.sync import TARGETS, parse_targets, sync_paths
 
-    targets = [t.strip() for t in args.to.split(",") if t.strip()]
-    unknown = [t for t in targets if t not in TARGETS]
-    if unknown or not targets:
-        print(f"otel-bridge: --to takes {', '.join(TARGETS)} (got {args.to!r})", file=sys.stderr)
+    try:
+        targets = parse_targets(args.to, TARGETS)
+    except ValueError as exc:
+        print(f"otel-bridge: {exc}", file=sys.stderr)
         return 2
     paths = spanfiles.expand([Path(p) for p in args.paths])
     missing = [p for p in paths if not p.exists()]

@@ -33,6 +33,14 @@ class SyncReport:
     metric_points: int = 0  # from the metric files beside the span files (--to otlp)
 
 
+def parse_targets(text: str, accepted: tuple[str, ...]) -> list[str]:
+    """``--to a,b``: the targets, or ValueError with the message the command line prints."""
+    targets = [t.strip() for t in text.split(",") if t.strip()]
+    if not targets or any(t not in accepted for t in targets):
+        raise ValueError(f"--to takes {', '.join(accepted)} (got {text!r})")
+    return targets
+
+
 def _batches(records: Iterator[SpanRecord], size: int) -> Iterator[list[SpanRecord]]:
     batch: list[SpanRecord] = []
     for record in records:

@@ -76,11 +76,12 @@ def run(args: argparse.Namespace) -> int:
     from otel_bridge import notify
     from otel_bridge.backfill.importer import TARGETS, import_paths
     from otel_bridge.config import load_settings
+    from otel_bridge.sync import parse_targets
 
-    targets = [t.strip() for t in args.to.split(",") if t.strip()]
-    unknown = [t for t in targets if t not in TARGETS]
-    if unknown or not targets:
-        print(f"otel-bridge: --to takes {', '.join(TARGETS)} (got {args.to!r})", file=sys.stderr)
+    try:
+        targets = parse_targets(args.to, TARGETS)
+    except ValueError as exc:
+        print(f"otel-bridge: {exc}", file=sys.stderr)
         return 2
     settings = load_settings()
     for problem in settings.problems:
