@@ -1,0 +1,278 @@
+"""Weave's own SDK is the oracle: the bridge writes what ``weave.EvaluationLogger`` writes.
+
+On one local Weave server the same Inspect eval is logged twice: once through the bridge (a real
+``inspect eval`` with the weave exporter, two models, two scorers) and once by weave's own
+``EvaluationLogger`` in a subprocess, fed the values of Inspect's log (examples, completions,
+scores as Inspect's ``value_to_float`` makes them, metrics, and each model call's response model
+and usage as a nested op). Then both projects are read back over the server's query API and
+compared, call by call, on what Weave's UI reads. Nothing here imports the translator.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from inspect_ai.log import EvalLog
+from inspect_ai.scorer import value_to_float
+
+from tests.test_weave_sink import Run, run_eval, short, unique
+from tests.weave_server.harness import WeaveServer
+from tests.weave_server.pytest_plugin import weave_server
+
+__all__ = ["weave_server"]
+
+SCORE_META = {"imperative": True, "score": True}
+
+#: Differences that are Weave's logger's own quirks, not something the bridge should copy.
+ALLOWED = {
+    # EvaluationLogger.log_summary repeats the summary it is given under "output"
+    "root metric columns: the SDK's `output.*` copies",
+    # ScoreLogger.finish writes model_latency None; the bridge writes Inspect's sample total_time
+    "row output.model_latency",
+    # the bridge's Model.predict holds Inspect's solver / model / tool trace; the SDK's holds the
+    # model calls this test logs under it: only their usage rollup is compared
+    "calls under Model.predict",
+}
+
+SDK_SCRIPT = r"""
+import json, os, sys
+import weave
+from weave import EvaluationLogger
+
+data = json.loads(sys.stdin.read())
+weave.init(os.environ["WEAVE_PROJECT"], settings={"print_call_link": False})
+
+
+@weave.op(name="chat", enable_code_capture=False)
+def chat(model, usage):
+    return {"model": model, "usage": usage}
+
+
+for ev in data:
+    logger = EvaluationLogger(
+        name=ev["name"], model=ev["model"], dataset=ev["dataset"], scorers=ev["scorers"]
+    )
+    for row in ev["rows"]:
+        with logger.log_prediction(inputs=row["example"], output=row["output"]) as pred:
+            for model, usage in row["chats"]:
+                chat(model, usage)
+            for name, value in row["scores"].items():
+                pred.log_score(name, value)
+    logger.log_summary(ev["summary"], auto_summarize=False)
+weave.get_client().flush()
+"""
+
+
+def _score(value: Any) -> Any:
+    """What a user of the SDK logs for an Inspect score: Inspect's own numeric conversion."""
+    to_float = value_to_float()
+    if isinstance(value, dict):
+        return {k: to_float(v) for k, v in value.items()}
+    return to_float(value)
+
+
+def sdk_input(logs: list[EvalLog]) -> list[dict[str, Any]]:
+    """The values of Inspect's logs, as an EvaluationLogger user would pass them."""
+    out = []
+    for log in logs:
+        assert log.results is not None and log.samples is not None
+        summary: dict[str, Any] = {
+            s.name: {m.name: m.value for m in s.metrics.values()} for s in log.results.scores
+        }
+        times = [s.total_time for s in log.samples if s.total_time is not None]
+        summary["model_latency"] = {"mean": sum(times) / len(times)}
+        rows = []
+        for sample in log.samples:
+            chats = [
+                (e.output.model, e.output.usage.model_dump(exclude_none=True))
+                for e in sample.events
+                if e.event == "model" and e.output.usage is not None
+            ]
+            rows.append(
+                {
+                    "example": {
+                        "id": str(sample.id),
+                        "input": sample.input,
+                        "target": sample.target,
+                        "metadata": sample.metadata,
+                    },
+                    "output": sample.output.completion,
+                    "scores": {k: _score(v.value) for k, v in (sample.scores or {}).items()},
+                    "chats": chats,
+                }
+            )
+        out.append(
+            {
+                "name": f"{log.eval.task} · {log.eval.model}",
+                "model": log.eval.model.replace("/", "-"),
+                "dataset": f"{log.eval.task}-dataset",
+                "scorers": [s.name for s in log.results.scores],
+                "summary": summary,
+                "rows": rows,
+            }
+        )
+    return out
+
+
+# --- what the UI reads ----------------------------------------------------------------------
+
+
+def numeric_leaves(value: Any, prefix: str = "") -> dict[str, float]:
+    """The Evals tab's metric columns: every numeric leaf of the root output."""
+    if isinstance(value, bool):
+        return {prefix: float(value)}
+    if isinstance(value, (int, float)):
+        return {prefix: float(value)}
+    if isinstance(value, dict):
+        out: dict[str, float] = {}
+        for k, v in value.items():
+            out.update(numeric_leaves(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {}
+
+
+def meta(call: dict[str, Any]) -> Any:
+    return (call.get("attributes") or {}).get("_weave_eval_meta")
+
+
+class View:
+    """One project's evaluations as the UI reads them."""
+
+    def __init__(self, server: WeaveServer, project: str) -> None:
+        self.server, self.project = server, project
+        self.calls = server.calls(project)
+        self.kids: dict[str | None, list[dict[str, Any]]] = {}
+        for call in self.calls:
+            self.kids.setdefault(call.get("parent_id"), []).append(call)
+        self.evals = {e["display_name"]: e for e in server.evaluations(project)}
+        self.feedback = server.feedback(project)
+
+    def subtree(self, call: dict[str, Any]) -> list[dict[str, Any]]:
+        out = [call]
+        for kid in self.kids.get(call["id"], []):
+            out.extend(self.subtree(kid))
+        return out
+
+    def root(self, name: str) -> dict[str, Any]:
+        ev = self.evals[name]
+        tree = self.subtree(ev)
+        counts = (ev.get("summary") or {}).get("status_counts") or {}
+        errors = sum(1 for c in tree if c.get("exception"))
+        usage = (ev.get("summary") or {}).get("usage") or {}
+        return {
+            "op": short(ev["op_name"]),
+            "meta": meta(ev),
+            "status": self.server.evaluation_status(self.project, ev["id"])["code"],
+            # the SDK's rollup: every call of the tree, by outcome
+            "status_counts": counts == {"success": len(tree) - errors, "error": errors},
+            "usage": {
+                m: {k: u.get(k) for k in ("requests", "input_tokens", "output_tokens", "total_tokens")}
+                for m, u in usage.items()
+            },
+        }
+
+    def metrics(self, name: str) -> dict[str, float]:
+        return numeric_leaves(self.evals[name].get("output"))
+
+    def rows(self, name: str) -> list[str]:
+        """Each row as JSON (a multiset: epochs of one sample are alike)."""
+        out = []
+        for pas in self.kids.get(self.evals[name]["id"], []):
+            if short(pas["op_name"]) != "Evaluation.predict_and_score":
+                continue
+            children = []
+            for kid in self.kids.get(pas["id"], []):
+                scorer = meta(kid) == SCORE_META
+                children.append(
+                    {
+                        "op": short(kid["op_name"]),
+                        "meta": meta(kid),
+                        "output": kid.get("output") if scorer else None,
+                        "feedback": self.feedback_on(kid),
+                    }
+                )
+            out.append(
+                json.dumps(
+                    {
+                        "op": short(pas["op_name"]),
+                        "meta": meta(pas),
+                        "example": pas["inputs"]["example"],
+                        "output": (pas.get("output") or {}).get("output"),
+                        "scores": (pas.get("output") or {}).get("scores"),
+                        "children": sorted(children, key=json.dumps),
+                    },
+                    sort_keys=True,
+                )
+            )
+        return sorted(out)
+
+    def feedback_on(self, call: dict[str, Any]) -> list[Any]:
+        """Feedback rows on a call: (type, payload), as the call view and ``scored_by`` read them."""
+        ref = f"weave:///{self.project}/call/{call['id']}"
+        return sorted(
+            ([f["feedback_type"], f["payload"]] for f in self.feedback if f["weave_ref"] == ref),
+            key=json.dumps,
+        )
+
+
+# --- the test -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def both(weave_server: WeaveServer, tmp_path_factory: pytest.TempPathFactory) -> tuple[Run, str]:
+    run = run_eval(weave_server, unique("oracle-bridge"), tmp_path_factory.mktemp("oracle"))
+    assert run.proc.returncode == 0, run.proc.stderr[-3000:]
+    sdk_project = unique("oracle-sdk")
+    proc = weave_server.run_python(
+        f"import sys, io; sys.stdin = io.StringIO({json.dumps(json.dumps(sdk_input(run.logs)))})\n"
+        + SDK_SCRIPT,
+        sdk_project,
+    )
+    assert proc.returncode == 0
+    return run, sdk_project
+
+
+def _diff(label: str, bridge: Any, sdk: Any) -> list[str]:
+    return [] if bridge == sdk else [f"{label}:\n  bridge: {bridge}\n  sdk:    {sdk}"]
+
+
+def test_the_bridge_writes_what_weaves_evaluation_logger_writes(
+    weave_server: WeaveServer, both: tuple[Run, str]
+) -> None:
+    run, sdk_project = both
+    bridge, sdk = View(weave_server, run.project), View(weave_server, sdk_project)
+    assert sorted(bridge.evals) == sorted(sdk.evals) and len(sdk.evals) == 2
+    diffs: list[str] = []
+    for name in sorted(sdk.evals):
+        sdk_root = sdk.root(name)
+        assert sdk_root["status_counts"], "the SDK's status_counts should count its whole tree"
+        diffs += _diff(f"{name} root", bridge.root(name), sdk_root)
+        # metric columns: the SDK's own, minus its `output.*` copies (ALLOWED)
+        sdk_metrics = {k: v for k, v in sdk.metrics(name).items() if not k.startswith("output.")}
+        bridge_metrics = bridge.metrics(name)
+        diffs += _diff(f"{name} metric columns", sorted(bridge_metrics), sorted(sdk_metrics))
+        for key, value in sdk_metrics.items():
+            if key in bridge_metrics:
+                assert bridge_metrics[key] == pytest.approx(value), key
+        b_rows, s_rows = bridge.rows(name), sdk.rows(name)
+        assert len(s_rows) == 6
+        for b, s in zip(b_rows, s_rows, strict=True):
+            diffs += _diff(f"{name} row", json.loads(b), json.loads(s))
+    counts = Counter(f["feedback_type"] for f in sdk.feedback)
+    assert sum(counts.values()) == 24  # one per score: 2 models × 6 rows × 2 scorers
+    diffs += _diff("feedback types", Counter(f["feedback_type"] for f in bridge.feedback), counts)
+    assert not diffs, "\n".join(diffs[:12]) + f"\n({len(diffs)} differences)"
+
+
+def test_the_comparison_can_fail(weave_server: WeaveServer, both: tuple[Run, str]) -> None:
+    """The views are not vacuous: the two models' evaluations differ where their scores do."""
+    run, _ = both
+    bridge = View(weave_server, run.project)
+    careful, hasty = sorted(bridge.evals)
+    assert bridge.rows(careful) != bridge.rows(hasty)
+    assert bridge.metrics(careful) != bridge.metrics(hasty)
+    assert Path(run.span_files[0]).exists()
