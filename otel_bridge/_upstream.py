@@ -64,3 +64,44 @@ def route_end_of_foreign_call(client: Any, call_id: str) -> None:
     eager_ids = getattr(processor, "_eager_call_ids", None)
     if eager_ids is not None:
         eager_ids[call_id] = True
+
+
+def roll_up_into(call: Any, summary: dict[str, Any]) -> None:
+    """Make ``finish_call`` sum ``summary`` (status_counts, usage) into ``call``'s own.
+
+    weave computes a call's summary from the live ``Call`` objects in its ``_children`` and lets
+    that override any summary it is given; an evaluate call rebuilt per row has none, so the
+    rows' summaries (added up by the sink) stand in as its one child — the totals the SDK's own
+    evaluate call gets from its live children.
+    """
+    from weave.trace.call import Call
+
+    child = Call(
+        _op_name="rollup", trace_id=call.trace_id, project_id=call.project_id, parent_id=call.id, inputs={}
+    )
+    child.summary = summary
+    call._children = [child]
+
+
+def add_score_feedback(client: Any, predict_call: Any, score_call: Any, scorer: Any, score: Any) -> None:
+    """One ``wandb.runnable.<scorer>`` feedback on the predict call, as ``Call.apply_scorer`` writes.
+
+    weave's public ``feedback.add`` refuses ``wandb.*`` types, and ``apply_scorer`` would run the
+    scorer again at the current time; this is the request it sends (batched by weave's client).
+    """
+    from weave.trace.feedback import feedback_create_params
+    from weave.trace.ref_util import get_ref
+
+    ref = get_ref(scorer)
+    base = f"weave:///{client.entity}/{client.project}/call/"
+    runnable_ref = ref.uri if ref is not None else score_call.op_name
+    client.server.feedback_create(
+        feedback_create_params(
+            project_id=client.project_id,
+            weave_ref=base + predict_call.id,
+            feedback_type=f"wandb.runnable.{runnable_ref.rsplit('/', 1)[-1].split(':', 1)[0]}",
+            payload={"output": score},
+            runnable_ref=runnable_ref,
+            call_ref=base + score_call.id,
+        )
+    )

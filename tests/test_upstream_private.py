@@ -9,7 +9,12 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from otel_bridge._upstream import evaluate_call_handle, provider_processor, route_end_of_foreign_call
+from otel_bridge._upstream import (
+    evaluate_call_handle,
+    provider_processor,
+    roll_up_into,
+    route_end_of_foreign_call,
+)
 
 
 def test_tracer_provider_composite_processor_still_there() -> None:
@@ -63,3 +68,12 @@ def test_weave_internals_still_there() -> None:
     model_cls, scorer_cls = weave_classes()
     assert model_cls(name="m", model="p/m").model == "p/m" and scorer_cls(name="s").name == "s"
     assert callable(route_end_of_foreign_call) and callable(evaluate_call_handle)
+    # roll_up_into: finish_call sums the summaries of the Call's _children
+    assert "_children" in fields
+    finish_src = pyinspect.getsource(WeaveClient.finish_call)
+    assert "call._children" in finish_src and "child.summary" in finish_src
+    import datetime
+
+    call = evaluate_call_handle("e/p", "weave:///e/p/op/x:1", "t", "c", datetime.datetime.now())
+    roll_up_into(call, {"status_counts": {"success": 3, "error": 1}})
+    assert [child.summary for child in call._children] == [{"status_counts": {"success": 3, "error": 1}}]

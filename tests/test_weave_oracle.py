@@ -11,6 +11,8 @@ compared, call by call, on what Weave's UI reads. Nothing here imports the trans
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -268,11 +270,129 @@ def test_the_bridge_writes_what_weaves_evaluation_logger_writes(
     assert not diffs, "\n".join(diffs[:12]) + f"\n({len(diffs)} differences)"
 
 
-def test_the_comparison_can_fail(weave_server: WeaveServer, both: tuple[Run, str]) -> None:
-    """The views are not vacuous: the two models' evaluations differ where their scores do."""
-    run, _ = both
-    bridge = View(weave_server, run.project)
-    careful, hasty = sorted(bridge.evals)
-    assert bridge.rows(careful) != bridge.rows(hasty)
-    assert bridge.metrics(careful) != bridge.metrics(hasty)
+def test_the_views_compared_are_not_vacuous(weave_server: WeaveServer, both: tuple[Run, str]) -> None:
+    """What the comparison reads holds Inspect's numbers: the test above cannot pass on empty views."""
+    run, sdk_project = both
+    sdk = View(weave_server, sdk_project)
+    for log in run.logs:
+        name = f"{log.eval.task} · {log.eval.model}"
+        assert log.results is not None and log.samples is not None
+        metrics = sdk.metrics(name)
+        for score in log.results.scores:
+            for metric in score.metrics.values():
+                assert metrics[f"{score.name}.{metric.name}"] == pytest.approx(metric.value)
+        root = sdk.root(name)
+        assert root["status"] == "complete" and root["status_counts"]
+        usage = log.stats.model_usage[log.eval.model]
+        assert root["usage"][log.eval.model]["input_tokens"] == usage.input_tokens
+        rows = [json.loads(r) for r in sdk.rows(name)]
+        assert len(rows) == len(log.samples)
+        for row in rows:
+            [predict] = [c for c in row["children"] if c["op"] == "Model.predict"]
+            assert len(predict["feedback"]) == len(log.results.scores)
+            assert {c["op"] for c in row["children"]} == {"Model.predict"} | {
+                s.name for s in log.results.scores
+            }
     assert Path(run.span_files[0]).exists()
+
+
+# --- an evaluation written in the old shape, then synced with this one ------------------------
+
+OLD_SHAPE_COMMIT = "c639cfd"  # the last commit writing `<scorer>.score` calls with dict outputs
+OLD_WRITER = """
+import os
+from dataclasses import replace
+from pathlib import Path
+import otel_bridge
+assert otel_bridge.__file__.startswith({old!r}), otel_bridge.__file__  # the old code, not this tree
+from otel_bridge.config import load_settings
+from otel_bridge.records import read_span_file
+from otel_bridge.sinks.weave import WeaveSink
+settings = load_settings().with_exporters(("weave",))
+sink = WeaveSink(replace(settings, weave=replace(settings.weave, project={project!r})))
+spans = [s for p in {files!r} for s in read_span_file(Path(p))]
+roots = [i for i, s in enumerate(spans) if s.name == "inspect.sample"]
+if {partial!r}:  # killed after a few rows: no task end
+    spans = [s for s in spans[: roots[3] + 1] if s.name != "inspect.task"]
+sink.consume(spans)
+assert sink.flush(30)
+os._exit(0)
+"""
+
+
+def test_sync_into_an_evaluation_of_the_old_shape_adds_no_duplicates(
+    weave_server: WeaveServer, both: tuple[Run, str], tmp_path: Path
+) -> None:
+    """What docs/weave.md says: an ended old-shape evaluation is left as it is; one left running
+    gets only its missing rows (new shape) and its end — never a second copy of a row."""
+    run, _ = both
+    root = Path(__file__).resolve().parents[1]
+    old = tmp_path / "old"
+    old.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(root), "archive", OLD_SHAPE_COMMIT, "otel_bridge"], capture_output=True
+    )
+    if archive.returncode != 0:
+        pytest.skip(f"commit {OLD_SHAPE_COMMIT} (the old writer) is not in this checkout's history")
+    subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
+    files = [str(p) for p in run.span_files]
+    for partial in (False, True):
+        project = unique("old-shape")
+        code = OLD_WRITER.format(old=str(old), project=project, files=files, partial=partial)
+        weave_server.run_python(code, project, extra_env={"PYTHONPATH": str(old)})
+        ops = Counter(short(c["op_name"]) for c in weave_server.calls(project))
+        assert ops["pattern.score"] > 0 and ops["pattern"] == 0  # really the old shape
+        before = weave_server.calls(project)
+        result = subprocess.run(
+            [str(Path(sys.executable).parent / "otel-bridge"), "sync", *files, "--to", "weave", "--quiet"],
+            env=weave_server.env(*project.split("/")) | {"INSPECT_OTEL_WEAVE_PROJECT": project},
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+        assert result.returncode == 0, result.stderr
+        view = View(weave_server, project)
+        assert len(view.evals) == 2
+        for ev in view.evals.values():
+            rows = [
+                c["attributes"]["inspect"]["key"]
+                for c in view.kids.get(ev["id"], [])
+                if short(c["op_name"]) == "Evaluation.predict_and_score"
+            ]
+            assert len(rows) == len(set(rows)) == 6
+            assert weave_server.evaluation_status(project, ev["id"])["code"] == "complete"
+        if not partial:  # already complete: nothing written
+            assert len(view.calls) == len(before)
+        else:  # the missing rows in the new shape, beside the old ones
+            ops = Counter(short(c["op_name"]) for c in view.calls)
+            assert ops["pattern.score"] + ops["pattern"] == 12
+            assert ops["pattern"] > 0
+
+
+def test_errored_samples_show_as_descendant_errors_like_the_sdks_rollup(
+    weave_server: WeaveServer, tmp_path: Path
+) -> None:
+    """An eval that succeeds with an errored sample: the root's status_counts count the errored
+    calls of the row (the SDK's rule, checked on the SDK's own tree above), so Weave warns."""
+    run = run_eval(
+        weave_server,
+        unique("oracle-errored"),
+        tmp_path,
+        "-M",
+        "error_on=10 + 16",
+        "--no-fail-on-error",
+        models=("offline/careful",),
+    )
+    assert run.proc.returncode == 0, run.proc.stderr[-3000:]
+    [log] = run.logs
+    assert log.status == "success" and log.samples is not None
+    errored = [s for s in log.samples if s.error is not None]
+    assert errored, "Inspect should have recorded the refused prompt as a sample error"
+    view = View(weave_server, run.project)
+    [name] = view.evals
+    root = view.root(name)
+    assert root["status_counts"], view.evals[name].get("summary")
+    counts = view.evals[name]["summary"]["status_counts"]
+    rows = [c for c in view.kids[view.evals[name]["id"]] if c.get("exception")]
+    assert len(rows) == len(errored) and counts["error"] >= len(errored)
+    assert view.evals[name].get("exception") is None  # the task itself succeeded

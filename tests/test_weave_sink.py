@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -203,8 +204,10 @@ def _check_matches_inspect(server: WeaveServer, run: Run) -> None:
         for score in log.results.scores:
             for metric in score.metrics.values():
                 assert ev["output"][score.name][metric.name] == pytest.approx(metric.value)
-        assert ev["output"]["inspect"]["samples_total"] == log.results.total_samples
-        assert ev["output"]["inspect"]["log_location"].endswith(Path(log.location).name)
+        # the metric columns are the scores; Inspect's counters sit in the summary
+        assert set(ev["output"]) == {s.name for s in log.results.scores} | {"model_latency"}
+        assert ev["summary"]["inspect"]["samples_total"] == log.results.total_samples
+        assert ev["summary"]["inspect"]["log_location"].endswith(Path(log.location).name)
         usage = log.stats.model_usage[log.eval.model]
         assert ev["summary"]["usage"][log.eval.model]["input_tokens"] == usage.input_tokens
         assert ev["summary"]["usage"][log.eval.model]["output_tokens"] == usage.output_tokens
@@ -241,8 +244,16 @@ def check_tree(server: WeaveServer, project: str, row: dict[str, Any], log: Eval
     """predict → init / solvers → solver → agent → chat + tool; scorers beside predict."""
     kids = server.children(project, row["id"])
     ops = [short(k["op_name"]) for k in kids]
-    assert ops == ["Model.predict", "pattern.score", "used_tool.score"]
-    predict = kids[0]
+    assert ops == ["Model.predict", "pattern", "used_tool"]
+    predict, pattern, used_tool = kids
+    # scorer calls: output = the score; Inspect's raw value and explanation in the attributes
+    sample = next(s for s in log.samples or [] if str(s.id) == row["attributes"]["inspect"]["sample_id"])
+    assert sample.scores is not None
+    assert pattern["output"] == row["output"]["scores"]["pattern"]
+    assert pattern["attributes"]["inspect"]["raw"] == sample.scores["pattern"].value
+    assert pattern["attributes"]["inspect"]["answer"] == sample.scores["pattern"].answer
+    assert used_tool["output"] == sample.scores["used_tool"].value
+    assert used_tool["attributes"]["inspect"]["explanation"] == sample.scores["used_tool"].explanation
     chats: list[dict[str, Any]] = []
 
     def walk(call: dict[str, Any], depth: int, path: list[str]) -> None:
@@ -309,6 +320,15 @@ def test_sync_of_the_live_file_is_identical_and_sync_twice_adds_nothing(
     n = len(weave_server.calls(fresh))
     assert sync(weave_server, fresh, live.span_files).returncode == 0
     assert len(weave_server.calls(fresh)) == n
+    # score feedback, as the SDK's apply_scorer: one per score on each Model.predict, also after
+    # a live run plus a sync, and after two syncs
+    scores = sum(len(s.scores or {}) for log in live.logs for s in log.samples or [])
+    for project in (live.project, fresh):
+        per_score = weave_server.wait_for(
+            lambda p=project: Counter((f["weave_ref"], f["feedback_type"]) for f in weave_server.feedback(p)),
+            lambda c: sum(c.values()) >= scores,
+        )
+        assert len(per_score) == scores == 24 and set(per_score.values()) == {1}
 
 
 def test_server_down_changes_nothing_for_inspect_and_sync_delivers(

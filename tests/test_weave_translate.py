@@ -225,8 +225,11 @@ def test_summary_is_inspects_metrics_and_status_follows_the_task() -> None:
     ]
     assert ok.output["match"] == {"accuracy": 1.0, "stderr": 0.0}
     assert ok.output["judge"] == {"mean": 0.5}
-    assert ok.output["inspect"]["samples_total"] == 4
     assert ok.output["model_latency"] == {"mean": 0.01}
+    # the metric columns are the scores: Inspect's counters and usage go to the summary
+    assert set(ok.output) == {"match", "judge", "model_latency"}
+    assert ok.summary["inspect"]["samples_total"] == 4
+    assert ok.summary["inspect"]["usage"]["p/m"]["input_tokens"] == 40
     assert ok.usage["p/m"] == {"input_tokens": 40, "output_tokens": 12, "total_tokens": 52, "requests": 4}
     assert ok.status == "success" and ok.error is None
     for status in ("error", "cancelled"):
@@ -245,7 +248,8 @@ def test_prediction_rows_scores_and_tree() -> None:
     assert p.output == "a1"
     assert p.scores == {"match": 1.0, "judge": {"x": 0.0, "y": 2.0}}
     match = next(s for s in p.scorer_calls if s.name == "match")
-    assert match.output == {"value": 1.0, "raw": "C", "answer": "a1", "explanation": "ok"}
+    assert match.value == 1.0  # the call's output, as EvaluationLogger.log_score writes it
+    assert match.details == {"raw": "C", "answer": "a1", "explanation": "ok"}
     assert (match.start_ns, match.end_ns) == (p.start_ns + 7 * MS, p.start_ns + 8 * MS)
     judge = next(s for s in p.scorer_calls if s.name == "judge")
     assert judge.start_ns == p.end_ns  # no scorer span: placed at the sample's end
@@ -444,3 +448,33 @@ def test_arrival_order_does_not_change_the_writes() -> None:
     assert not any(isinstance(w, FinishEvaluation) for w in first) and early_task.held
     rest = early_task.feed(tasks_first[6:])
     assert sorted(map(repr, first + rest)) == sorted(map(repr, in_order))
+
+
+def test_usage_is_keyed_by_the_response_model_like_weaves_rollup() -> None:
+    """Cost: weave prices usage keyed by the model the provider answered with; a grader model's
+    calls count under their own key; Inspect's usage (by Inspect's model name) stays in the summary."""
+    spans, n = [], 0
+    for s in eval_spans(Ids(), "E", "openai/gpt-4o"):
+        if s.attributes.get(c.GEN_AI_OPERATION_NAME) == "chat":
+            n += 1
+            answered = "gpt-4o-2024-08-06" if n % 2 else "judge-7b"
+            s = replace(s, attributes={**s.attributes, c.GEN_AI_RESPONSE_MODEL: answered})
+        spans.append(s)
+    writes = WeaveTranslator().feed(spans)
+    [fin] = [w for w in writes if isinstance(w, FinishEvaluation)]
+    chats = [
+        call
+        for p in writes
+        if isinstance(p, LogPrediction)
+        for top in p.predict_children
+        for call in top.walk()
+        if call.op == "chat"
+    ]
+    by_model: dict[str, int] = {}
+    for chat in chats:
+        by_model[chat.output["model"]] = by_model.get(chat.output["model"], 0) + 1
+    assert set(by_model) == {"gpt-4o-2024-08-06", "judge-7b"}
+    assert {m: u["requests"] for m, u in fin.usage.items()} == by_model
+    assert sum(u["input_tokens"] for u in fin.usage.values()) == 10 * len(chats)
+    assert "openai/gpt-4o" not in fin.usage
+    assert fin.summary["inspect"]["usage"]["openai/gpt-4o"]["input_tokens"] == 40  # Inspect's own

@@ -25,8 +25,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from otel_bridge import _upstream as upstream
 from otel_bridge import notify
-from otel_bridge._upstream import evaluate_call_handle, route_end_of_foreign_call
 from otel_bridge.config import Settings
 from otel_bridge.records import SpanRecord
 from otel_bridge.sinks.base import DeliveryError, RecordSink
@@ -41,6 +41,7 @@ from otel_bridge.sinks.weave_calls import (
     WEAVE_SETTINGS,
     EvalHandle,
     SampleError,
+    add_summary,
     bounded,
     drop_orphan_rows,
     find_evaluation,
@@ -58,6 +59,7 @@ from otel_bridge.translate.weave import (
     StartEvaluation,
     WeaveTranslator,
     Write,
+    object_name,
 )
 from otel_bridge.wandb_env import credentials_problem, run_project_path
 
@@ -319,7 +321,7 @@ class WeaveSink(RecordSink):
             ended=call.ended_at is not None,
             owned=False,
         )
-        ended, partial, handle.summarized = prediction_rows(client, call.id)
+        ended, partial, handle.summarized = prediction_rows(client, call.id, handle.rollup)
         handle.existing.update(ended)
         if partial:
             client.delete_calls(partial)
@@ -327,7 +329,7 @@ class WeaveSink(RecordSink):
 
     def _proxy(self, client: Any, h: EvalHandle) -> Any:
         """A fresh parent object per row, so the evaluate call holds no live children (memory)."""
-        return evaluate_call_handle(client.project_id, h.op_uri, h.trace_id, h.call_id, h.started_at)
+        return upstream.evaluate_call_handle(client.project_id, h.op_uri, h.trace_id, h.call_id, h.started_at)
 
     def _call(self, client: Any, parent: Any, op: str, inputs: dict[str, Any], **kw: Any) -> Any:
         self._queued_calls += 1
@@ -396,23 +398,25 @@ class WeaveSink(RecordSink):
             finally:
                 self._end(client, predict, w.output, w.predict_end_ns, w.error)
             for s in w.scorer_calls:
-                scall = self._call(
+                scall = self._call(  # as EvaluationLogger.log_score: op = scorer, output = score
                     client,
                     pas,
-                    f"{s.name}.score",
+                    object_name(s.name),
                     {"self": scorers[s.name], "output": w.output, "inputs": example},
                     start_ns=s.start_ns,
-                    attributes={"_weave_eval_meta": SCORE_META, "inspect": {"key": s.key}},
+                    attributes={"_weave_eval_meta": SCORE_META, "inspect": {"key": s.key, **s.details}},
                     display_name=s.name,
                 )
                 try:
                     for spec in s.children:
                         self._span_call(client, scall, spec)
                 finally:
-                    self._end(client, scall, dict(s.output), s.end_ns)
+                    self._end(client, scall, s.value, s.end_ns)
+                upstream.add_score_feedback(client, predict, scall, scorers[s.name], s.value)
             output["scores"] = dict(w.scores)
         finally:
             self._end(client, pas, output, w.end_ns, w.error)
+        add_summary(h.rollup, pas.summary)  # weave summed the row's calls: status_counts, usage
         h.existing.add(w.key)
         self.stats["predictions"] += 1
 
@@ -431,11 +435,14 @@ class WeaveSink(RecordSink):
                 attributes={"_weave_eval_meta": {"imperative": True}},
             )
             self._end(client, summarize, dict(w.output), w.end_ns)
+            add_summary(h.rollup, summarize.summary)
             h.summarized = True
-        if w.usage:
-            proxy.summary = {"usage": {m: dict(u) for m, u in w.usage.items()}}
+        proxy.summary = {k: dict(v) for k, v in w.summary.items()}  # Inspect's counters: not columns
+        if w.usage and "usage" not in h.rollup:  # no model calls traced: Inspect's own usage
+            proxy.summary["usage"] = {m: dict(u) for m, u in w.usage.items()}
+        upstream.roll_up_into(proxy, h.rollup)  # status_counts and usage of every row, as the SDK's root
         if not h.owned:
-            route_end_of_foreign_call(client, h.call_id)
+            upstream.route_end_of_foreign_call(client, h.call_id)
         self._end(client, proxy, dict(w.output), w.end_ns, w.error)
         h.ended = True
         self.stats["finished"] += 1

@@ -132,15 +132,33 @@ def find_evaluation(client: Any, eval_id: str) -> Any:
     return found[0]
 
 
-def prediction_rows(client: Any, call_id: str) -> tuple[set[str], list[str], bool]:
+def add_summary(total: dict[str, Any], summary: Any) -> None:
+    """Add a call's summary into ``total``: numeric leaves summed, as weave rolls children up
+    (``weave``, the server's own derived block, is not part of it)."""
+    for key, value in (summary or {}).items():
+        if key == "weave":
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float, dict)):
+            continue
+        if isinstance(value, dict):
+            sub = total.setdefault(key, {})
+            if isinstance(sub, dict):
+                add_summary(sub, value)
+        else:
+            total[key] = total.get(key, 0) + value
+
+
+def prediction_rows(client: Any, call_id: str, rollup: dict[str, Any]) -> tuple[set[str], list[str], bool]:
     """An evaluation's rows on the server: keys of the ended ones, ids of half-written ones, and
-    whether its summary call (ended) exists."""
+    whether its summary call (ended) exists; the ended calls' summaries are added to ``rollup``."""
     ended: set[str] = set()
     partial: list[str] = []
     summarized = False
     for child in client.get_calls(
-        filter={"parent_ids": [call_id]}, columns=["id", "op_name", "ended_at", "attributes"]
+        filter={"parent_ids": [call_id]}, columns=["id", "op_name", "ended_at", "attributes", "summary"]
     ):
+        if child.ended_at is not None:
+            add_summary(rollup, child.summary)
         if SUMMARIZE_OP in str(child.op_name) and child.ended_at is not None:
             summarized = True
         key = inspect_attr(child, "key")
@@ -182,6 +200,7 @@ class EvalHandle:
     ended: bool
     existing: set[str] = field(default_factory=set)
     summarized: bool = False  # its Evaluation.summarize call exists
+    rollup: dict[str, Any] = field(default_factory=dict)  # its ended children's summaries, summed
     owned: bool = True  # started by this process (its end may go through weave's eager path)
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from otel_bridge import conventions as c
 from otel_bridge.records import SpanRecord
 from otel_bridge.translate.common import RecentKeys
-from otel_bridge.translate.weave.calls import chat_model
+from otel_bridge.translate.weave.calls import chat_model, chat_usage
 from otel_bridge.translate.weave.mapping import (
     EvalStats,
     finish_evaluation,
@@ -196,8 +196,9 @@ class WeaveTranslator:
         self._predicted.add(pred.key)
         ev = self._eval(eval_id)
         for chat in (d for d in descendants if d.name.startswith(c.OP_CHAT)):
-            model = chat_model(chat)
-            ev.stats.requests[model] = ev.stats.requests.get(model, 0) + 1
+            total = ev.stats.usage.setdefault(chat_model(chat), {})
+            for key, n in {"requests": 1, **chat_usage(chat)}.items():
+                total[key] = total.get(key, 0) + n
         if pred.model_latency is not None:
             ev.stats.add_latency(pred.model_latency)
         ev.stats.last_end_ns = max(ev.stats.last_end_ns, span.end_ns)

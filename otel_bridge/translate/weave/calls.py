@@ -86,8 +86,18 @@ _REQUEST_KEYS = (
 
 
 def chat_model(span: SpanRecord) -> str:
+    """The model the provider answered with: the key weave's usage rollup and cost table use."""
     a = span.attributes
     return str(a.get(c.GEN_AI_RESPONSE_MODEL) or a.get(c.GEN_AI_REQUEST_MODEL) or "unknown")
+
+
+def chat_usage(span: SpanRecord) -> dict[str, int]:
+    """A chat span's token counts, named as weave's usage rollup names them."""
+    a = span.attributes
+    usage = {name: int(a[key]) for name, key in _USAGE_KEYS if isinstance(a.get(key), (int, float))}
+    if "input_tokens" in usage or "output_tokens" in usage:
+        usage["total_tokens"] = usage.get("input_tokens", 0) + usage.get("output_tokens", 0)
+    return usage
 
 
 def _chat_io(span: SpanRecord, content: bool) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -104,9 +114,7 @@ def _chat_io(span: SpanRecord, content: bool) -> tuple[dict[str, Any], dict[str,
         tools = read_attr(span, c.GEN_AI_TOOL_DEFINITIONS, True)
         if tools is not None:
             inputs["tools"] = tools
-    usage = {name: int(a[key]) for name, key in _USAGE_KEYS if isinstance(a.get(key), (int, float))}
-    if "input_tokens" in usage or "output_tokens" in usage:
-        usage["total_tokens"] = usage.get("input_tokens", 0) + usage.get("output_tokens", 0)
+    usage = chat_usage(span)
     reasons = a.get(c.GEN_AI_RESPONSE_FINISH_REASONS) or []
     choices: list[dict[str, Any]] = []
     if content:

@@ -116,7 +116,8 @@ class EvalStats:
 
     latency_partials: list[float] = field(default_factory=list)  # an exact sum: order-independent
     latency_count: int = 0
-    requests: dict[str, int] = field(default_factory=dict)
+    #: per response model, as weave rolls chat calls up: requests and token counts
+    usage: dict[str, dict[str, int]] = field(default_factory=dict)
     last_end_ns: int = 0
 
     def add_latency(self, value: float) -> None:
@@ -143,13 +144,10 @@ def finish_evaluation(span: SpanRecord, stats: EvalStats | None = None) -> ops.F
     metrics = as_dict(decode_json(a.get(c.TASK_METRICS)))
     status = str(a.get(c.TASK_STATUS) or ("failed" if span.status == "ERROR" else "success"))
     error = a.get(c.TASK_ERROR) or (span.status_message if span.status == "ERROR" else None)
-    usage = _usage(decode_json(a.get(c.TASK_USAGE)))
-    for model, count in stats.requests.items():
-        usage.setdefault(model, {})["requests"] = count
     output: dict[str, Any] = {str(k): dict(v) if isinstance(v, Mapping) else v for k, v in metrics.items()}
     if stats.latency_count:
         output["model_latency"] = {"mean": math.fsum(stats.latency_partials) / stats.latency_count}
-    output["inspect"] = drop_none(
+    inspect_summary = drop_none(
         {
             "status": status,
             "error": error,
@@ -165,7 +163,8 @@ def finish_evaluation(span: SpanRecord, stats: EvalStats | None = None) -> ops.F
         eval_id=str(a.get(c.EVAL_ID, "")),
         key=str(a.get(c.EVAL_ID, "")),
         output=output,
-        usage=usage,
+        usage={m: dict(u) for m, u in stats.usage.items()},
+        summary={"inspect": inspect_summary},
         status="success" if status == "success" else "failed",
         error=None if status == "success" else str(error or status),
         end_ns=span.end_ns,
@@ -176,8 +175,9 @@ def incomplete_finish(eval_id: str, reason: str, end_ns: int) -> ops.FinishEvalu
     return ops.FinishEvaluation(
         eval_id=eval_id,
         key=eval_id,
-        output={"inspect": {"status": "incomplete", "error": reason}},
+        output={},
         usage={},
+        summary={"inspect": {"status": "incomplete", "error": reason}},
         status="failed",
         error=reason,
         end_ns=end_ns,
@@ -241,7 +241,7 @@ def log_prediction(
         item = as_dict(item)
         value = score_value(item)
         scores[name] = value
-        details: dict[str, Any] = {"value": value, "raw": item.get("value")}
+        details: dict[str, Any] = {"raw": item.get("value")}
         if content:
             for extra in ("answer", "explanation"):
                 if item.get(extra) is not None:
@@ -255,7 +255,7 @@ def log_prediction(
                 name=name,
                 key=f"{key}/score/{name}",
                 value=value,
-                output=details,
+                details=details,
                 start_ns=span.start_ns if span is not None else sample.end_ns,
                 end_ns=span.end_ns if span is not None else sample.end_ns,
                 children=kids,

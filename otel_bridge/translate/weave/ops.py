@@ -73,10 +73,12 @@ class StartEvaluation:
 
 @dataclass(frozen=True)
 class ScorerCall:
+    """One scorer's call, as EvaluationLogger writes it: op named after the scorer, output = score."""
+
     name: str
     key: str
-    value: Any  # the score in predict_and_score.output.scores
-    output: Mapping[str, Any]  # the scorer call's output: value plus Inspect's raw value, answer, ...
+    value: Any  # the score: the call's output and predict_and_score.output.scores[name]
+    details: Mapping[str, Any]  # Inspect's raw value, answer, explanation: call attributes, not columns
     start_ns: int
     end_ns: int
     children: tuple[CallSpec, ...] = ()
@@ -109,10 +111,14 @@ class LogPrediction:
 
 @dataclass(frozen=True)
 class FinishEvaluation:
+    """The end of an evaluation: ``output`` holds only the metric columns (Inspect's metrics per
+    scorer, ``model_latency``); Inspect's counters and usage go to the call's summary."""
+
     eval_id: str
     key: str
     output: Mapping[str, Any]
-    usage: Mapping[str, Mapping[str, int]]
+    usage: Mapping[str, Mapping[str, int]]  # by response model, from the chat spans (weave's rollup)
+    summary: Mapping[str, Any]  # summary.inspect: status, sample counts, duration, usage, log
     status: str  # "success" | "failed"
     error: str | None
     end_ns: int
