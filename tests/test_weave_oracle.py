@@ -224,9 +224,50 @@ class View:
 # --- the test -------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def both(weave_server: WeaveServer, tmp_path_factory: pytest.TempPathFactory) -> tuple[Run, str]:
-    run = run_eval(weave_server, unique("oracle-bridge"), tmp_path_factory.mktemp("oracle"))
+GRADED_TASK = """
+import bridge_examples.offline_model  # noqa: F401
+from bridge_demo import arithmetic_dataset
+from inspect_ai import Task, task
+from inspect_ai.model import get_model
+from inspect_ai.scorer import Score, Target, mean, scorer
+from inspect_ai.solver import TaskState, generate
+
+
+@scorer(metrics={"exact": [mean()], "long": [mean()]})
+def checks():
+    async def score(state: TaskState, target: Target) -> Score:
+        text = state.output.completion
+        return Score(value={"exact": float(target.text in text), "long": float(len(text) > 9)})
+    return score
+
+
+@scorer(metrics=[mean()])
+def judged():
+    async def score(state: TaskState, target: Target) -> Score:
+        verdict = await get_model("offline/judge").generate(f"Is {state.output.completion} right?")
+        return Score(value=float("ANSWER" in verdict.completion), explanation=verdict.completion)
+    return score
+
+
+@task
+def graded(samples: int = 3):
+    return Task(
+        dataset=arithmetic_dataset(samples, name="graded"), solver=generate(), scorer=[checks(), judged()]
+    )
+"""
+
+
+@pytest.fixture(scope="module", params=["arithmetic", "graded"])
+def both(
+    request: pytest.FixtureRequest, weave_server: WeaveServer, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Run, str]:
+    """The demo (two models, two scorers, tools), and a task with a dict scorer and a grader model."""
+    tmp = tmp_path_factory.mktemp(f"oracle-{request.param}")
+    if request.param == "arithmetic":
+        run = run_eval(weave_server, unique("oracle-bridge"), tmp)
+    else:
+        (tmp / "graded_task.py").write_text(GRADED_TASK)
+        run = run_eval(weave_server, unique("oracle-graded"), tmp, task=f"{tmp / 'graded_task.py'}@graded")
     assert run.proc.returncode == 0, run.proc.stderr[-3000:]
     sdk_project = unique("oracle-sdk")
     proc = weave_server.run_python(
@@ -261,11 +302,12 @@ def test_the_bridge_writes_what_weaves_evaluation_logger_writes(
             if key in bridge_metrics:
                 assert bridge_metrics[key] == pytest.approx(value), key
         b_rows, s_rows = bridge.rows(name), sdk.rows(name)
-        assert len(s_rows) == 6
+        assert len(s_rows) == len(run.logs[0].samples or []) == 6
         for b, s in zip(b_rows, s_rows, strict=True):
             diffs += _diff(f"{name} row", json.loads(b), json.loads(s))
     counts = Counter(f["feedback_type"] for f in sdk.feedback)
-    assert sum(counts.values()) == 24  # one per score: 2 models × 6 rows × 2 scorers
+    scores = sum(len(s.scores or {}) for log in run.logs for s in log.samples or [])
+    assert sum(counts.values()) == scores == 24  # one per score: 2 models × 6 rows × 2 scorers
     diffs += _diff("feedback types", Counter(f["feedback_type"] for f in bridge.feedback), counts)
     assert not diffs, "\n".join(diffs[:12]) + f"\n({len(diffs)} differences)"
 
@@ -285,14 +327,16 @@ def test_the_views_compared_are_not_vacuous(weave_server: WeaveServer, both: tup
         assert root["status"] == "complete" and root["status_counts"]
         usage = log.stats.model_usage[log.eval.model]
         assert root["usage"][log.eval.model]["input_tokens"] == usage.input_tokens
+        # every model that answered (a grader too) has its own usage key
+        answered = {e.output.model for s in log.samples for e in s.events if e.event == "model"}
+        assert set(root["usage"]) == answered and len(answered) == (2 if log.eval.task == "graded" else 1)
         rows = [json.loads(r) for r in sdk.rows(name)]
         assert len(rows) == len(log.samples)
         for row in rows:
             [predict] = [c for c in row["children"] if c["op"] == "Model.predict"]
-            assert len(predict["feedback"]) == len(log.results.scores)
-            assert {c["op"] for c in row["children"]} == {"Model.predict"} | {
-                s.name for s in log.results.scores
-            }
+            scorers = set(log.samples[0].scores or {})
+            assert len(predict["feedback"]) == len(scorers)
+            assert {c["op"] for c in row["children"]} == {"Model.predict"} | scorers
     assert Path(run.span_files[0]).exists()
 
 
@@ -340,8 +384,9 @@ def test_sync_into_an_evaluation_of_the_old_shape_adds_no_duplicates(
         project = unique("old-shape")
         code = OLD_WRITER.format(old=str(old), project=project, files=files, partial=partial)
         weave_server.run_python(code, project, extra_env={"PYTHONPATH": str(old)})
+        scorer = next(iter((run.logs[0].samples or [])[0].scores or {}))
         ops = Counter(short(c["op_name"]) for c in weave_server.calls(project))
-        assert ops["pattern.score"] > 0 and ops["pattern"] == 0  # really the old shape
+        assert ops[f"{scorer}.score"] > 0 and ops[scorer] == 0  # really the old shape
         before = weave_server.calls(project)
         result = subprocess.run(
             [str(Path(sys.executable).parent / "otel-bridge"), "sync", *files, "--to", "weave", "--quiet"],
@@ -365,8 +410,8 @@ def test_sync_into_an_evaluation_of_the_old_shape_adds_no_duplicates(
             assert len(view.calls) == len(before)
         else:  # the missing rows in the new shape, beside the old ones
             ops = Counter(short(c["op_name"]) for c in view.calls)
-            assert ops["pattern.score"] + ops["pattern"] == 12
-            assert ops["pattern"] > 0
+            assert ops[f"{scorer}.score"] + ops[scorer] == 12
+            assert ops[scorer] > 0
 
 
 def test_errored_samples_show_as_descendant_errors_like_the_sdks_rollup(

@@ -74,11 +74,13 @@ def _eval_env(server: WeaveServer, project: str, span_dir: Path, **extra: str) -
     return env
 
 
-def _inspect_cmd(log_dir: Path, *args: str, models: tuple[str, ...] = MODELS) -> list[str]:
+def _inspect_cmd(
+    log_dir: Path, *args: str, models: tuple[str, ...] = MODELS, task: str | None = None
+) -> list[str]:
     return [
         str(BIN / "inspect"),
         "eval",
-        str(ROOT / "examples" / "bridge_demo.py@arithmetic"),
+        task or str(ROOT / "examples" / "bridge_demo.py@arithmetic"),
         "--model",
         ",".join(models),
         "--log-dir",
