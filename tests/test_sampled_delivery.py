@@ -58,7 +58,7 @@ def _check_weave(
     for ev in evaluations:
         eval_id = ev["attributes"]["inspect"]["eval_id"]
         assert server.evaluation_status(project, ev["id"])["code"] == "complete"
-        assert ev["output"]["inspect"].get("status") != "incomplete", ev["output"]
+        assert ev["summary"]["inspect"].get("status") != "incomplete", ev["summary"]
         kids = server.children(project, ev["id"])
         assert [_short(k["op_name"]) for k in kids].count("Evaluation.summarize") == 1
         rows = [k for k in kids if _short(k["op_name"]) == "Evaluation.predict_and_score"]

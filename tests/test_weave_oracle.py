@@ -213,12 +213,19 @@ class View:
         return sorted(out)
 
     def feedback_on(self, call: dict[str, Any]) -> list[Any]:
-        """Feedback rows on a call: (type, payload), as the call view and ``scored_by`` read them."""
+        """Feedback rows on a call, as the call view and ``scored_by`` read them: type, payload,
+        the kind and name of the runnable ref, and the op of the call the ref points to."""
         ref = f"weave:///{self.project}/call/{call['id']}"
-        return sorted(
-            ([f["feedback_type"], f["payload"]] for f in self.feedback if f["weave_ref"] == ref),
-            key=json.dumps,
-        )
+        by_id = {c["id"]: c for c in self.calls}
+        out = []
+        for f in self.feedback:
+            if f["weave_ref"] != ref:
+                continue
+            kind, name = f["runnable_ref"].rsplit("/", 2)[-2:]
+            scorer_call = by_id.get(str(f.get("call_ref") or "").rsplit("/", 1)[-1])
+            scorer_op = short(scorer_call["op_name"]) if scorer_call else None
+            out.append([f["feedback_type"], f["payload"], kind, name.split(":")[0], scorer_op])
+        return sorted(out, key=json.dumps)
 
 
 # --- the test -------------------------------------------------------------------------------
