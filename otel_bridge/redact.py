@@ -305,6 +305,7 @@ _CONTENT_JSON = f'"{CONTENT_OFF}"'
 # error messages (a tool's or model's often holds the tool output or the prompt): removed, like
 # the content attributes; error.type stays, and an error status's description becomes it
 ERROR_MESSAGES = frozenset({c.TOOL_ERROR, c.MODEL_ERROR, c.SAMPLE_ERROR, c.TASK_ERROR, c.SAMPLE_LIMIT_REASON})
+_REMOVED = c.CONTENT_ATTRIBUTES | ERROR_MESSAGES  # what content off deletes
 
 
 def _strings_off(text: str) -> str:
@@ -352,7 +353,7 @@ class Scrubber:
             self._content_off(attrs)
 
     def _content_off(self, attrs: dict[str, Any]) -> None:
-        for key in (c.CONTENT_ATTRIBUTES | ERROR_MESSAGES) & attrs.keys():
+        for key in _REMOVED & attrs.keys():
             del attrs[key]
         for key in _JSON_RULES.keys() & attrs.keys():
             value = attrs[key]
