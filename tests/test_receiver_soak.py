@@ -18,8 +18,8 @@ import pytest
 
 from bench.scale_spans import fresh_copy
 from otel_bridge.otlp_json import json_to_request
-from tests.support.bridge import clean_env, subprocess_env
 from tests.support.demo_spans import demo_span_file
+from tests.support.e2e import sink_env
 from tests.support.wandb_log import WandbRun, find_run_dirs, load_run
 from tests.test_receiver import ReceiverProcess
 from tests.weave_server.harness import WeaveServer
@@ -72,22 +72,8 @@ class Soak:
 def soak(weave_server: WeaveServer, tmp_path_factory: pytest.TempPathFactory) -> Soak:
     tmp_path = tmp_path_factory.mktemp("soak")
     project = f"soak/receiver-{int(time.time())}"
-    entity, name = project.split("/")
-    env = subprocess_env()
-    env.update({k: v for k, v in weave_server.env(entity, name).items() if clean_env(k)})
     wandb_dir = tmp_path / "wandb"
-    wandb_dir.mkdir()
-    env.update(
-        {
-            "INSPECT_OTEL_WEAVE_PROJECT": project,
-            "INSPECT_OTEL_WANDB_PROJECT": "soak",
-            "WANDB_MODE": "offline",
-            "WANDB_SILENT": "true",
-            "WANDB_DIR": str(wandb_dir),
-            "WANDB_DATA_DIR": str(wandb_dir / "data"),
-            "WANDB_CACHE_DIR": str(wandb_dir / "cache"),
-        }
-    )
+    env = sink_env(weave_server, project, wandb_dir)  # the receiver's Weave + offline W&B settings
     receiver = ReceiverProcess(tmp_path / "spool", tmp_path / "spans", "weave,wandb", env).start()
     assert receiver.proc is not None
     source = demo_span_file()
