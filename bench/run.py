@@ -3,7 +3,8 @@
     make bench            # or: .venv/bin/python bench/run.py --samples 300 --reps 5
 
 Configurations: off (bridge installed, disabled), noop (a hook that does nothing: Inspect's own
-cost of delivering events to any hook), file, metrics (file + OTel metrics to the metric file,
+cost of delivering events to any hook), file, unredacted (file with the redactor stubbed out:
+the difference is what redaction costs), metrics (file + OTel metrics to the metric file,
 ``OTEL_METRICS_EXPORTER=file``), otlp (file + OTLP to a local receiver), default (file + an
 offline W&B run, the embedded default). Each runs a ≥300-sample eval with the full
 solver chain (system message, react agent with a tool call, a self-check call, two scorers) on
@@ -36,7 +37,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 # what each configuration exports to ("default" is the embedded default: span file + offline W&B run)
-EXPORTERS = {"file": "file", "metrics": "file", "otlp": "file,otlp", "default": "file,wandb"}
+EXPORTERS = {
+    "file": "file",
+    "unredacted": "file",
+    "metrics": "file",
+    "otlp": "file,otlp",
+    "default": "file,wandb",
+}
 
 CHILD = r"""
 import functools, inspect, json, os, resource, sys, time
@@ -105,6 +112,10 @@ elif sys.argv[2] != "off":  # time every hook call on the loop thread (none of t
     hook_ns["redact"] = 0
     outer[0] = 0
     redact_net = lambda: max(0, hook_ns["redact"] - outer[0] * wrapper_ns)
+    if sys.argv[2] == "unredacted":  # the file config with the redactor stubbed out: its cost
+        redact.Redactor.text = lambda self, value: value
+        redact.Redactor.structure = lambda self, value, secret=False: value
+        redact.Scrubber.span = lambda self, attrs, events, status: status
     redactor_calls = (redact.Redactor, ("text", "structure", "vouch"))
     for cls, names in (redactor_calls, (redact.Scrubber, ("span", "refresh"))):
         for name in names:
@@ -222,7 +233,7 @@ def main() -> None:
 
     from tests.support.otlp_capture import OtlpCapture
 
-    configs = ["off", "noop", "file", "metrics", "otlp", "default"]
+    configs = ["off", "noop", "file", "unredacted", "metrics", "otlp", "default"]
     results: dict[str, list[dict[str, float]]] = {c: [] for c in configs}
     with tempfile.TemporaryDirectory() as tmp, OtlpCapture() as receiver:
         workdir = Path(tmp)
@@ -315,6 +326,12 @@ def main() -> None:
     print(f"the hook's metric calls alone: {metrics_calls_us():.2f} µs per model call (thread CPU)")
     print(f"import of otel_bridge._registry with the bridge disabled: {import_ms():.1f} ms (median of 7)")
     print(f"OTLP receiver got {received} spans")
+    hooks = {row[0]: row[5] for row in rows}
+    cost = hooks["file"] - hooks["unredacted"]
+    print(
+        f"redaction: {cost:.1f} µs/span = {cost / hooks['file']:.0%} of the hook's time "
+        f"(file - unredacted, hook µs/span medians)"
+    )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -175,6 +176,31 @@ def scale(source_path: Path, dest: Path, samples: int) -> dict[str, int]:
         for line in _lines(src.resources, spans()):
             fh.write(line)
     return per_eval
+
+
+_ID_ATTRIBUTES = ("inspect.run_id", "inspect.eval_id", "inspect.task_id", "inspect.sample.uuid")
+
+
+def fresh_copy(source_path: Path, copy: int) -> list[bytes]:
+    """The lines of ``source_path`` as another run of the same eval: every trace and span id,
+    run, eval, task and sample uuid replaced (deterministically by ``copy``), nothing else."""
+    text = source_path.read_text()
+    ids: set[str] = set()
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        for rs in json.loads(line)["resourceSpans"]:
+            for ss in rs.get("scopeSpans", []):
+                for span in ss.get("spans", []):
+                    ids.update(span[k] for k in ("traceId", "spanId", "parentSpanId") if span.get(k))
+                    ids.update(ln["traceId"] for ln in span.get("links", ()))
+                    ids.update(ln["spanId"] for ln in span.get("links", ()))
+                    ids.update(str(v) for k in _ID_ATTRIBUTES if (v := _attr(span, k)))
+    new = {old: _hex(f"{old}/{copy}", len(old) + len(old) % 2)[: len(old)] for old in ids}
+    pattern = re.compile("|".join(re.escape(i) for i in sorted(ids, key=len, reverse=True)))
+    return [
+        pattern.sub(lambda m: new[m.group(0)], line).encode() for line in text.splitlines() if line.strip()
+    ]
 
 
 def main() -> int:

@@ -172,14 +172,17 @@ class Pipeline:
             worker.begin_stop()
         if self.file_feed is not None:
             self.file_feed.shutdown(max(0.0, deadline - time.monotonic()))
+
+        def left_ms() -> int:
+            return int(max(0.0, min(flush_s, deadline - time.monotonic())) * 1000)
+
         mine = (self.file_feed, *self.workers)
-        for processor in [
-            d.processor for d in self.destinations if d.processor not in mine
-        ]:  # console and the user's processors
-            processor.force_flush(int(max(0.0, min(flush_s, deadline - time.monotonic())) * 1000))
-            processor.shutdown()
-        if self.user_provider is not None:  # the user's: flushed, never shut down
-            self.user_provider.force_flush(int(max(0.0, min(flush_s, deadline - time.monotonic())) * 1000))
+        for destination in self.destinations:  # console and your own processors
+            if destination.processor not in mine:
+                destination.processor.force_flush(left_ms())
+                destination.processor.shutdown()
+        if self.user_provider is not None:  # yours: flushed, never shut down
+            self.user_provider.force_flush(left_ms())
         for worker in self.workers:
             worker.finish_stop(deadline)
         if self.metrics is not None:

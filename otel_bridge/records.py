@@ -233,6 +233,11 @@ def _items(value: Any) -> list[Any]:
     return value
 
 
+def records_from_line(raw: bytes) -> list[SpanRecord]:
+    """One OTLP/JSON line (a span file's, the spool's, a worker feed's) → its records, no protobuf."""
+    return _decode_line(raw) or []
+
+
 def _decode_line(raw: bytes) -> list[SpanRecord] | None:
     """A span-file line → its records (None: a valid request without resourceSpans)."""
     try:

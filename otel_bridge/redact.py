@@ -177,38 +177,27 @@ class Redactor:
         if len(value) < 6:  # shorter than any secret the rules below can find
             return cuts
         find = value.find
+        # `x in value` (an operator) first: most strings hold no anchor, and a method call costs
+        # twice as much
         for secret, reason in self._values:
-            i = find(secret)
-            while i != -1:
-                cuts.append((i, i + len(secret), f"[REDACTED:{reason}]"))
-                i = find(secret, i + len(secret))
-        for reason, anchor, regex, edge in self._shapes:
-            i = find(anchor)
-            while i != -1:
-                if reason == "bearer":  # the anchor is "earer": a word that is "bearer" itself
-                    m = (
-                        None
-                        if i < 1 or value[i - 1] not in "bB" or (i > 1 and value[i - 2] in _WORD)
-                        else regex.match(value, i)
-                    )
-                else:
-                    m = None if edge and i and value[i - 1] in _WORD else regex.match(value, i)
-                if m is not None:
-                    start, end = m.span()
-                    if reason == "url_credentials":  # keep the scheme and the host
-                        start, end = start + 3, end - 1
-                    elif reason == "bearer":
-                        start -= 1
-                    elif reason == "openai_key" and m.group(1):
-                        reason = "anthropic_key"
-                    cuts.append((start, end, f"[REDACTED:{reason}]"))
-                i = find(anchor, i + 1)
+            if secret in value:
+                i = find(secret)
+                while i != -1:
+                    cuts.append((i, i + len(secret), f"[REDACTED:{reason}]"))
+                    i = find(secret, i + len(secret))
+        if len(value) >= 19:  # the shortest token shape
+            for reason, anchor, regex, edge in self._shapes:
+                if anchor in value:
+                    self._shape_cuts(value, reason, anchor, regex, edge, cuts)
         if ":" not in value and "=" not in value:  # no key and value in it
             return cuts
         low = value.lower()
         if len(low) != len(value):  # a character whose lower case is longer: search the slow way
             low = re.sub(r"[^\x00-\x7f]", "\x00", value).lower()
+        has_key = "key" in low  # one check for the eight *key words
         for word in _SECRET_WORDS:
+            if (word.endswith("key") and not has_key) or word not in low:
+                continue
             i = low.find(word)
             while i != -1:
                 after = i + len(word)
@@ -219,6 +208,34 @@ class Redactor:
                         cuts.append((m.start(1), m.end(1), f"{quote}[REDACTED:secret_key]{quote}"))
                 i = low.find(word, after)
         return cuts
+
+    @staticmethod
+    def _shape_cuts(
+        value: str,
+        reason: str,
+        anchor: str,
+        regex: re.Pattern[str],
+        edge: bool,
+        cuts: list[tuple[int, int, str]],
+    ) -> None:
+        """Every token of one shape in ``value``, found where its anchor occurs."""
+        i = value.find(anchor)
+        while i != -1:
+            if reason == "bearer":  # the anchor is "earer": a word that is "bearer" itself
+                bearer = i >= 1 and value[i - 1] in "bB" and (i == 1 or value[i - 2] not in _WORD)
+                m = regex.match(value, i) if bearer else None
+            else:
+                m = None if edge and i and value[i - 1] in _WORD else regex.match(value, i)
+            if m is not None:
+                start, end = m.span()
+                if reason == "url_credentials":  # keep the scheme and the host
+                    start, end = start + 3, end - 1
+                elif reason == "bearer":
+                    start -= 1
+                cuts.append(
+                    (start, end, f"[REDACTED:{'anthropic_key' if m.groups() and m.group(1) else reason}]")
+                )
+            i = value.find(anchor, i + 1)
 
     def vouch(self, value: str) -> None:
         """Remember ``value`` as holding no secret (made only of redacted text)."""
@@ -288,6 +305,7 @@ _CONTENT_JSON = f'"{CONTENT_OFF}"'
 # error messages (a tool's or model's often holds the tool output or the prompt): removed, like
 # the content attributes; error.type stays, and an error status's description becomes it
 ERROR_MESSAGES = frozenset({c.TOOL_ERROR, c.MODEL_ERROR, c.SAMPLE_ERROR, c.TASK_ERROR, c.SAMPLE_LIMIT_REASON})
+_REMOVED = c.CONTENT_ATTRIBUTES | ERROR_MESSAGES  # what content off deletes
 
 
 def _strings_off(text: str) -> str:
@@ -335,7 +353,7 @@ class Scrubber:
             self._content_off(attrs)
 
     def _content_off(self, attrs: dict[str, Any]) -> None:
-        for key in (c.CONTENT_ATTRIBUTES | ERROR_MESSAGES) & attrs.keys():
+        for key in _REMOVED & attrs.keys():
             del attrs[key]
         for key in _JSON_RULES.keys() & attrs.keys():
             value = attrs[key]

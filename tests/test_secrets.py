@@ -33,12 +33,13 @@ from tests.support.collector import Binaries, Collector, Jaeger
 from tests.support.otlp_capture import OtlpCapture
 from tests.support.planted import CONTENT, PATTERN, SECRETS, make_markers
 from tests.support.wandb_log import read_records
+from tests.test_receiver import ReceiverProcess
 from tests.weave_server.harness import WeaveServer
 from tests.weave_server.pytest_plugin import weave_server
 
 __all__ = ["weave_server"]
 
-PATHS = ("span file", "otlp", "wandb", "weave", "sync")
+PATHS = ("span file", "otlp", "wandb", "weave", "sync", "receiver")
 
 
 @dataclass
@@ -191,10 +192,38 @@ def _run(content: bool, server: WeaveServer, root: Path) -> Exported:
     for name in ("sync-wandb", "sync-data"):
         if (root / name).exists():
             _collect_dir(out, "sync", root / name)
+    _through_the_receiver(out, env, root)
     # the user's own Inspect logs really hold the markers (so their absence elsewhere means something)
     user_logs = b"".join(p.read_bytes() for p in (root / "inspect-logs").glob("*.eval"))
     assert user_logs
     return out
+
+
+def _through_the_receiver(out: Exported, env: dict[str, str], root: Path) -> None:
+    """The span files sent over OTLP to ``otel-bridge serve`` (W&B offline and file sinks): every file
+    it wrote (spool, span files, W&B run and staging directories) is searched."""
+    rx = root / "receiver"
+    # started from the eval's environment, its secrets included (the receiver redacts the log
+    # artifact copy with the secrets it knows; see test_late_secret_in_the_log_artifact)
+    keep = ("WANDB_", "INSPECT_OTEL_CAPTURE", "INSPECT_OTEL_REDACT", "PLANTED_")
+    rx_env = {k: v for k, v in env.items() if k.startswith(keep)}
+    rx_env.update({"WANDB_DIR": str(rx / "wandb"), "WANDB_DATA_DIR": str(rx / "wandb-data")})
+    rx_env.update({"WANDB_MODE": "offline", "INSPECT_OTEL_WANDB_PROJECT": "secrets-receiver"})
+    receiver = ReceiverProcess(rx / "spool", rx / "spans", "wandb,file", rx_env).start()
+    try:
+        sync_env = {**env, "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver.http_port}"}
+        result = subprocess.run(
+            [OTEL_BRIDGE, "sync", "--to", "otlp", "--quiet", str(root / "spans")],
+            cwd=ROOT,
+            env=sync_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+    finally:
+        assert receiver.stop() == 0, "".join(receiver.lines)[-3000:]
+    _collect_dir(out, "receiver", rx)
 
 
 @pytest.fixture(scope="module")
@@ -231,8 +260,10 @@ def test_secrets_never_leave(exported: dict[bool, Exported], content: bool, secr
 
 
 def _in_log_artifact(hit: str) -> bool:
-    """A file inside the W&B log artifact (staged under WANDB_DATA_DIR, live or by sync)."""
-    return hit.startswith(("wandb:", "sync:")) and ("artifacts/staging/" in hit or ".eval!" in hit)
+    """A file inside a W&B log artifact (staged under WANDB_DATA_DIR: live, by sync, by the receiver)."""
+    return hit.startswith(("wandb:", "sync:", "receiver:")) and (
+        "artifacts/staging/" in hit or ".eval!" in hit
+    )
 
 
 @pytest.mark.xfail(
@@ -240,8 +271,9 @@ def _in_log_artifact(hit: str) -> bool:
 )
 def test_late_secret_in_the_log_artifact(exported: dict[bool, Exported]) -> None:
     """A secret exported into the environment after the W&B worker started is redacted from every
-    span (the eval side re-reads the environment per sample), but the worker that writes the
-    redacted log copy still has its start-up environment: the copy can hold such a secret."""
+    span (the eval side re-reads the environment per sample), but the process that writes the
+    redacted log copy (the W&B worker, sync, the receiver) has its own environment, which does not
+    hold it: the copy can hold such a secret."""
     run = exported[True]
     assert [h for h in run.hits(run.markers["secret.late"]) if _in_log_artifact(h)] == []
 
@@ -262,11 +294,11 @@ def test_content_on_exports_content(exported: dict[bool, Exported], name: str) -
         assert run.hits(marker, path), f"{name} not in {path}"
 
 
-def test_content_on_reaches_weave_and_sync(exported: dict[bool, Exported]) -> None:
+def test_content_on_reaches_weave_sync_and_the_receiver(exported: dict[bool, Exported]) -> None:
     run = exported[True]
     for name in ("input", "completion", "target"):
-        assert run.hits(run.markers[f"content.{name}"], "weave"), name
-        assert run.hits(run.markers[f"content.{name}"], "sync"), name
+        for path in ("weave", "sync", "receiver"):
+            assert run.hits(run.markers[f"content.{name}"], path), (name, path)
 
 
 def test_content_off_says_the_log_is_not_uploaded(exported: dict[bool, Exported]) -> None:

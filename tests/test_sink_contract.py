@@ -23,7 +23,7 @@ from otel_bridge.records import SpanRecord, read_span_file
 from otel_bridge.sinks.base import DeliveryError, RecordSink
 from otel_bridge.sinks.file import FileRecordSink
 from tests.support.collector import free_port
-from tests.support.wandb_log import find_run_dirs, wait_for_run
+from tests.support.wandb_log import wait_for_run
 from tests.test_delivery import recorded  # noqa: F401  (the module fixture: a real eval's span file)
 from tests.test_wandb_sink import _comparable
 from tests.test_weave_sink import Run, canonical, unique
@@ -55,6 +55,7 @@ class Destination:
         self, kind: str, root: Path, weave_server: WeaveServer, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         self.kind, self.root, self.server = kind, root, weave_server
+        self.offline_dirs: list[str] = []
         self.project = unique(f"contract-{kind}")
         entity, name = self.project.split("/")
         env = weave_server.env(entity, name)
@@ -80,8 +81,16 @@ class Destination:
         if self.kind == "weave":
             return canonical(self.server, self.project)
         if self.kind == "wandb":
-            [run_dir] = find_run_dirs(self.root / "wandb")
-            return _comparable(wait_for_run(run_dir))  # finish() returns before wandb-core is done
+            # the directory this sink wrote (wandb's service keeps its first WANDB_DIR per process)
+            [run_dir] = self.offline_dirs
+            view = _comparable(wait_for_run(run_dir))  # finish() returns before wandb-core is done
+            # history charts running values at steps taken in arrival order (by design, W&B steps
+            # only grow): the final state must not depend on the order, the number of rows neither
+            view["history"] = len(view["history"])
+            view["metrics"] = sorted(view["metrics"])
+            run_id, _project, *rest = view["identity"]  # each destination has its own project
+            view["identity"] = (run_id, *rest)
+            return view
         keys = Counter(
             (r.trace_id, r.span_id)
             for path in (self.root / "files").glob("*.jsonl")
@@ -114,6 +123,7 @@ def test_any_order_any_batches_twice_gives_what_in_order_once_gives(
             assert sink.flush(60), f"{kind}: flush did not confirm ({sink.problem()})"
             assert sink.problem() is None, sink.problem()
             sink.close()
+            dest.offline_dirs = list(getattr(sink, "offline_dirs", []))
             results.append(dest.holds())
     assert results[0] == results[1]
 

@@ -36,8 +36,8 @@ class SpanFeed:
     Args:
         name: the thread's name.
         deliver: writes a batch of spans, returns the bytes it wrote (for the size estimate).
-        control: handles a non-span item in queue order (after the spans queued before it),
-            ``STOP`` included (then the thread ends).
+        control: handles a control item in queue order (after the spans queued before it),
+            ``STOP`` included (then the thread ends); a ``FlushMark`` is set by the feed itself.
         max_bytes: the most the queued spans may take, estimated as above.
         interval_s: how long the thread lets spans gather before it writes them.
         batch: the most spans per ``deliver`` call.
@@ -132,6 +132,9 @@ class SpanFeed:
                 if spans:
                     self._write(spans)
                     spans = []
+                if isinstance(item, FlushMark):
+                    item.done.set()
+                    continue
                 with contextlib.suppress(Exception):
                     self._control(item)
                 if item is STOP:

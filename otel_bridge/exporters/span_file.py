@@ -179,8 +179,7 @@ class SpanFileProcessor(SpanProcessor):
 
     @staticmethod
     def _control(item: object) -> None:
-        if isinstance(item, FlushMark):
-            item.done.set()
+        return None  # flush marks are set by the feed; the stop needs nothing more here
 
     def _say_dropping(self) -> None:
         notify.say(

@@ -30,8 +30,8 @@ from typing import Any, BinaryIO, Protocol
 from otel_bridge import notify
 from otel_bridge.config import Settings, load_settings
 from otel_bridge.exporters.worker_protocol import REPORTED, Ack, ack_frame, parse_control
-from otel_bridge.otlp_json import OtlpJsonError, json_to_request, readable_spans
-from otel_bridge.records import from_request
+from otel_bridge.otlp_json import OtlpJsonError, readable_spans
+from otel_bridge.records import records_from_line
 from otel_bridge.sinks.base import DeliveryError, RecordSink
 from otel_bridge.sinks.registry import make_record_sink
 
@@ -103,7 +103,7 @@ class _RecordTarget:
         self.sink = sink
 
     def take(self, line: bytes) -> None:
-        self.sink.consume(from_request(json_to_request(line)))
+        self.sink.consume(records_from_line(line))
 
     def flush(self, timeout_s: float) -> bool:
         return self.sink.flush(timeout_s)

@@ -139,12 +139,9 @@ class WandbSink(RecordSink):
             self._runs.clear()
 
     def problem(self) -> str | None:
+        # spans of a run already finished are replays (sync twice, a receiver's replay): the run
+        # waits for every sample its task spans count, so they add nothing and are no problem
         problems = [*self._problems, *self.translator.problems]
-        if self.translator.late_spans:
-            problems.append(
-                f"{self.translator.late_spans} span(s) arrived after their W&B run had finished "
-                "and were not added"
-            )
         if not problems:
             return None
         more = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
