@@ -435,7 +435,7 @@ def test_task_error_and_cancellation_show_failed(weave_server: WeaveServer, tmp_
     project = unique("cancelled")
     log_dir, span_dir = tmp_path / "c-logs", tmp_path / "c-spans"
     proc = subprocess.Popen(
-        _inspect_cmd(log_dir, "-T", "samples=3", "-M", "latency=2", models=("offline/careful",)),
+        _inspect_cmd(log_dir, "-T", "samples=3", "-M", "latency=4", models=("offline/careful",)),
         env=_eval_env(weave_server, project, span_dir),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -454,7 +454,12 @@ def test_task_error_and_cancellation_show_failed(weave_server: WeaveServer, tmp_
     ev = weave_server.wait_for(
         lambda: weave_server.evaluations(project)[0], lambda e: e.get("ended_at") is not None, timeout=30
     )
-    assert weave_server.evaluation_status(project, ev["id"])["code"] == "failed"
+    # Inspect's own log says whether the Ctrl-C landed while the task ran (on a loaded machine
+    # the task can finish first); the evaluation must say the same
+    logs = [read_eval_log(str(p)) for p in sorted(log_dir.glob("*.eval"))]
+    cancelled = not logs or any(log.status != "success" for log in logs)
+    expected = "failed" if cancelled else "complete"
+    assert weave_server.evaluation_status(project, ev["id"])["code"] == expected, [log.status for log in logs]
 
 
 def test_content_off_and_traces_off(weave_server: WeaveServer, tmp_path: Path) -> None:
