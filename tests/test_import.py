@@ -315,13 +315,17 @@ def test_bad_inputs_are_one_message_each_and_the_rest_still_imports(
 
 
 def test_an_unreadable_file_is_named_and_the_others_import(recorded: Recorded, tmp_path: Path) -> None:
-    if os.geteuid() == 0:
-        pytest.skip("root reads any file: there is no unreadable file to make")
     good, other = recorded.logs[0], recorded.logs[1]
-    locked = tmp_path / Path(other.location).name
-    shutil.copy(other.location, locked)
-    locked.chmod(0)
-    result = _import(recorded.env, good.location, str(locked), "--dir", str(tmp_path / "spans"), "--quiet")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    shutil.copy(good.location, logs / Path(good.location).name)
+    locked = logs / Path(other.location).name
+    if os.geteuid() == 0:  # root reads any mode: a log listed in the directory whose target is gone
+        locked.symlink_to(tmp_path / "moved-away" / locked.name)
+    else:
+        shutil.copy(other.location, locked)
+        locked.chmod(0)
+    result = _import(recorded.env, str(logs), "--dir", str(tmp_path / "spans"), "--quiet")
     assert result.returncode == 1
     assert [x for x in result.stderr.splitlines() if x.startswith("error:")] == [
         x for x in result.stderr.splitlines() if str(locked) in x

@@ -57,6 +57,7 @@ def find_logs(paths: list[str]) -> Found:
                 listed = sorted(_local(info.name) for info in list_eval_logs(raw, recursive=True))
                 if not is_url:
                     found.skipped.extend(_non_logs(local, set(listed)))
+                    found.problems.extend(_unreadable(local))
                 if not listed:
                     found.problems.append(f"{raw}: no Inspect logs (.eval, .json) found")
                 found.files.extend(listed)
@@ -70,6 +71,16 @@ def find_logs(paths: list[str]) -> Found:
 def _local(name: str) -> str:
     """Inspect lists local logs as ``file://`` URIs; the hook saw (and records) plain paths."""
     return urllib.parse.unquote(name.removeprefix("file://")) if name.startswith("file://") else name
+
+
+def _unreadable(directory: Path) -> list[str]:
+    """Log names in ``directory`` that are no readable file (a link to a log moved away): Inspect's
+    listing passes over them, and a log that cannot be read must be named, not left out."""
+    return [
+        f"{p}: cannot read (not a readable file: a broken link?)"
+        for p in sorted(directory.rglob("*"))
+        if p.name.endswith(LOG_SUFFIXES) and not p.is_file() and not p.is_dir()
+    ]
 
 
 def _non_logs(directory: Path, logs: set[str]) -> list[str]:
