@@ -20,7 +20,6 @@ from opentelemetry.sdk import environment_variables as otel
 
 from otel_bridge.envreader import FALSE_VALUES, TRUE_VALUES
 from otel_bridge.envreader import Reader as _Reader
-from otel_bridge.redact import parse_patterns
 
 ENABLED_VAR = "INSPECT_OTEL_ENABLED"
 
@@ -307,6 +306,8 @@ def _content(r: _Reader) -> ContentSettings:
     value_limit = r.get(otel.OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT)
     if value_limit is not None and value_limit.isdigit() and int(value_limit) > 0:
         max_bytes = min(max_bytes, int(value_limit))
+    from otel_bridge.redact import parse_patterns  # here: the disabled hook path imports config only
+
     patterns, problems = parse_patterns(r.get("INSPECT_OTEL_REDACT_PATTERNS") or "")
     r.problems.extend(problems)
     return ContentSettings(capture=_capture_content(r), max_bytes=max_bytes, redact_patterns=patterns)
