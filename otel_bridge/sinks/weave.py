@@ -188,6 +188,7 @@ class WeaveSink(RecordSink):
         for eval_id in self.ledger.unconfirmed():
             h = self._evals.get(eval_id)
             if self.ledger.confirm(client, eval_id, h.call_id if h else None):
+                self._applied_at.pop(eval_id, None)  # the grace counts from the oldest unconfirmed write
                 continue
             ok = False
             # a server may show a write a moment late: write again only once it is clearly lost
