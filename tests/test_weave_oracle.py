@@ -384,7 +384,9 @@ def test_sync_into_an_evaluation_of_the_old_shape_adds_no_duplicates(
         ["git", "-C", str(root), "archive", OLD_SHAPE_COMMIT, "otel_bridge"], capture_output=True
     )
     if archive.returncode != 0:
-        pytest.skip(f"commit {OLD_SHAPE_COMMIT} (the old writer) is not in this checkout's history")
+        if (root / ".git").exists():  # a clone (CI's included) holds the old writer: it must run
+            pytest.fail(f"commit {OLD_SHAPE_COMMIT} (the old writer) not found: {archive.stderr.decode()}")
+        pytest.skip("not a git checkout: the old writer, a commit of this repository, is not here")
     subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
     files = [str(p) for p in run.span_files]
     for partial in (False, True):
