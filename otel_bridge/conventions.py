@@ -77,6 +77,7 @@ OUTPUT_MIME_TYPE: Final = "output.mime_type"
 # --- W&B Weave OTLP hints ---------------------------------------------------------------------
 WANDB_DISPLAY_NAME: Final = "wandb.display_name"
 WANDB_IS_TURN: Final = "wandb.is_turn"
+WANDB_WB_RUN_ID: Final = "wandb.wb_run_id"  # the W&B Models run a call belongs to (bare run id)
 
 # --- inspect.*: identifiers (on every span) ---------------------------------------------------
 RUN_ID: Final = "inspect.run_id"

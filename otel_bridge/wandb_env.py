@@ -66,3 +66,9 @@ def run_project_path(settings: Settings) -> str:
     """``entity/project`` (or ``project``) of the Models runs, for links from Weave."""
     project, entity = run_project(settings)
     return f"{entity}/{project}" if entity else project
+
+
+def models_run_expected(settings: Settings) -> bool:
+    """Whether a W&B Models run will hold this eval: the wandb exporter runs here, or a W&B project
+    is configured (a receiver or a later ``sync --to wandb`` writes the run under the same id)."""
+    return "wandb" in settings.core.exporters or settings.wandb.project is not None

@@ -15,6 +15,7 @@ from inspect_ai.scorer import Score
 from otel_bridge import conventions as c
 from otel_bridge.hook.content import dumps, to_jsonable
 from otel_bridge.redact import Redactor
+from otel_bridge.translate.common import wandb_run_id
 
 AttrValue = str | bool | int | float | list[str]
 Attrs = dict[str, AttrValue]
@@ -212,8 +213,9 @@ def run_attrs(data: RunStart, redactor: Redactor, versions: Attrs) -> Attrs:
     return attrs
 
 
-def task_base(data: TaskStart) -> Attrs:
-    """The task's identity, carried by every span under it."""
+def task_base(data: TaskStart, link_wandb_run: bool = False) -> Attrs:
+    """The task's identity, carried by every span under it; with ``link_wandb_run`` also the
+    W&B Models run that will hold the eval (Weave's OTLP mapping links each call to it)."""
     base: Attrs = {
         c.RUN_ID: data.run_id,
         c.EVAL_ID: data.eval_id,
@@ -223,6 +225,9 @@ def task_base(data: TaskStart) -> Attrs:
     }
     if data.eval_set_id:
         base[c.EVAL_SET_ID] = data.eval_set_id
+    run = wandb_run_id(data.eval_set_id, data.run_id) if link_wandb_run else None
+    if run:
+        base[c.WANDB_WB_RUN_ID] = run
     return base
 
 

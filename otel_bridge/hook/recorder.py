@@ -46,6 +46,7 @@ from otel_bridge.hook.traces import (
 from otel_bridge.metrics.recorder import NO_METRICS, Metrics
 from otel_bridge.redact import Redactor
 from otel_bridge.spanfactory import LiteSpan, SpanFactory
+from otel_bridge.wandb_env import models_run_expected
 
 Attrs = a.Attrs
 
@@ -60,6 +61,7 @@ class Recorder:
         self.settings = settings
         self.redactor = redactor
         self.versions = versions
+        self.link_wandb_run = models_run_expected(settings)  # wandb.wb_run_id on task spans
         self.eval_sets: dict[str, LiteSpan] = {}
         self.runs: dict[str, LiteSpan] = {}
         self.tasks: dict[str, TaskTrace] = {}
@@ -108,7 +110,7 @@ class Recorder:
     # ----------------------------------------------------------------- task
     def task_start(self, data: TaskStart) -> None:
         spec = data.spec
-        base = a.task_base(data)
+        base = a.task_base(data, self.link_wandb_run)
         attrs: Attrs = {
             **base,
             **a.task_start_attrs(spec, self.redactor),

@@ -19,7 +19,13 @@ _BAD_ID_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
 
 def run_key(record: SpanRecord) -> str | None:
     """The W&B run id a span belongs to: its eval set if any, else its Inspect run."""
-    raw = record.attr(c.EVAL_SET_ID) or record.attr(c.RUN_ID)
+    return wandb_run_id(record.attr(c.EVAL_SET_ID), record.attr(c.RUN_ID))
+
+
+def wandb_run_id(eval_set_id: Any, run_id: Any) -> str | None:
+    """The W&B Models run id of an eval set (else of an Inspect run): the hook names it on its
+    spans before the run exists, so the rule lives in one place."""
+    raw = eval_set_id or run_id
     if not raw:
         return None
     return _BAD_ID_CHARS.sub("-", str(raw))[:128]

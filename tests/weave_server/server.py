@@ -182,10 +182,15 @@ class HexIdConverter(IdConverter):
             return None
 
     def ext_to_int_run_id(self, run_id: str) -> str:
-        return run_id
+        """``entity/project/run`` (what the SDK sends) → ``<internal project>:run`` (what the
+        server's OTLP mapping stores for a span's bare ``wandb.wb_run_id``)."""
+        project, sep, run = run_id.rpartition("/")
+        return f"{self.ext_to_int_project_id(project)}:{run}" if sep and "/" in project else run_id
 
     def int_to_ext_run_id(self, run_id: str) -> str:
-        return run_id
+        project, sep, run = run_id.partition(":")
+        ext = self.int_to_ext_project_id(project) if sep else None
+        return f"{ext}/{run}" if ext else run_id
 
     def ext_to_int_user_id(self, user_id: str) -> str:
         return user_id
