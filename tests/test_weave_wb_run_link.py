@@ -8,11 +8,10 @@ the form the weave SDK itself sends (``weave_client``: ``f"{entity}/{project}/{r
 
 from __future__ import annotations
 
-import subprocess
 import uuid
 from pathlib import Path
 
-from tests.support.bridge import INSPECT, ROOT
+from tests.support.bridge import ROOT, inspect_eval
 from tests.support.wandb_log import load_runs
 from tests.test_weave_sink import short
 from tests.weave_server.harness import WeaveServer
@@ -39,26 +38,8 @@ def _otlp_eval(server: WeaveServer, project: str, tmp: Path, exporters: str, **e
             **env,
         }
     )
-    proc = subprocess.run(
-        [
-            INSPECT,
-            "eval",
-            str(ROOT / "examples" / "bridge_demo.py@arithmetic"),
-            "--model",
-            "offline/careful",
-            "-T",
-            "samples=2",
-            "--log-dir",
-            str(tmp / "logs"),
-            "--display",
-            "none",
-        ],
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        cwd=tmp,
-    )
+    args = [str(ROOT / "examples" / "bridge_demo.py@arithmetic"), "--model", "offline/careful"]
+    proc = inspect_eval([*args, "-T", "samples=2", "--log-dir", str(tmp / "logs")], full_env, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     # the exporter has flushed at exit: the spans are on the server (poll for its ingestion)
     return server.wait_for(
