@@ -83,11 +83,14 @@ def roll_up_into(call: Any, summary: dict[str, Any]) -> None:
     call._children = [child]
 
 
-def add_score_feedback(client: Any, predict_call: Any, score_call: Any, scorer: Any, score: Any) -> None:
+def add_score_feedback(
+    client: Any, predict_call: Any, score_call: Any, scorer: Any, score: Any
+) -> dict[str, Any]:
     """One ``wandb.runnable.<scorer>`` feedback on the predict call, as ``Call.apply_scorer`` writes.
 
     weave's public ``feedback.add`` refuses ``wandb.*`` types, and ``apply_scorer`` would run the
     scorer again at the current time; this is the request it sends (batched by weave's client).
+    Returns the request, so one the server lost can be sent again as it was (``send_feedback``).
     """
     from weave.trace.feedback import feedback_create_params
     from weave.trace.ref_util import get_ref
@@ -95,7 +98,7 @@ def add_score_feedback(client: Any, predict_call: Any, score_call: Any, scorer: 
     ref = get_ref(scorer)
     base = f"weave:///{client.entity}/{client.project}/call/"
     runnable_ref = ref.uri if ref is not None else score_call.op_name
-    client.server.feedback_create(
+    request: dict[str, Any] = dict(
         feedback_create_params(
             project_id=client.project_id,
             weave_ref=base + predict_call.id,
@@ -105,3 +108,10 @@ def add_score_feedback(client: Any, predict_call: Any, score_call: Any, scorer: 
             call_ref=base + score_call.id,
         )
     )
+    send_feedback(client, request)
+    return request
+
+
+def send_feedback(client: Any, request: dict[str, Any]) -> None:
+    """Send a feedback create request (``add_score_feedback``'s) through weave's client queue."""
+    client.server.feedback_create(request)

@@ -138,7 +138,7 @@ class _FailingProxy:
             def _relay(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
-                if proxy.failing:
+                if proxy.refuses(self.path, body):
                     proxy.refused += 1
                     self.send_response(500)
                     self.send_header("Content-Length", "0")
@@ -168,6 +168,10 @@ class _FailingProxy:
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def refuses(self, path: str, body: bytes | None) -> bool:
+        """Whether this request gets a 500 (a subclass may refuse only some routes)."""
+        return self.failing
 
     def close(self) -> None:
         self.server.shutdown()

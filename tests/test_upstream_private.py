@@ -10,10 +10,12 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_bridge._upstream import (
+    add_score_feedback,
     evaluate_call_handle,
     provider_processor,
     roll_up_into,
     route_end_of_foreign_call,
+    send_feedback,
 )
 
 
@@ -77,3 +79,11 @@ def test_weave_internals_still_there() -> None:
     call = evaluate_call_handle("e/p", "weave:///e/p/op/x:1", "t", "c", datetime.datetime.now())
     roll_up_into(call, {"status_counts": {"success": 3, "error": 1}})
     assert [child.summary for child in call._children] == [{"status_counts": {"success": 3, "error": 1}}]
+    # add_score_feedback / send_feedback: the request weave's own apply_scorer sends, and the
+    # public feedback query the sink reads it back with
+    from weave.trace.feedback import feedback_create_params
+
+    create = set(pyinspect.signature(feedback_create_params).parameters)
+    assert {"project_id", "weave_ref", "feedback_type", "payload", "runnable_ref", "call_ref"} <= create
+    assert {"query", "offset", "limit"} <= set(pyinspect.signature(WeaveClient.get_feedback).parameters)
+    assert callable(add_score_feedback) and callable(send_feedback)

@@ -195,7 +195,7 @@ class WeaveSink(RecordSink):
             if now - self._applied_at.get(eval_id, now) >= self.rewrite_after_s:
                 self._evals.pop(eval_id, None)  # re-adopt: skips rows the server has, drops half-written
                 self._rewritten.add(eval_id)
-                self.ledger.rewrite(eval_id)
+                self.ledger.rewrite(eval_id, client)
                 self._applied_at.pop(eval_id, None)
         if not ok:
             with contextlib.suppress(DeliveryError):
@@ -413,7 +413,8 @@ class WeaveSink(RecordSink):
                         self._span_call(client, scall, spec)
                 finally:
                     self._end(client, scall, s.value, s.end_ns)
-                upstream.add_score_feedback(client, predict, scall, scorers[s.name], s.value)
+                sent = upstream.add_score_feedback(client, predict, scall, scorers[s.name], s.value)
+                self.ledger.sent_feedback(w.eval_id, w.key, sent)  # unconfirmed until read back
             output["scores"] = dict(w.scores)
         finally:
             self._end(client, pas, output, w.end_ns, w.error)

@@ -2,9 +2,11 @@
 
 weave's client queues calls and uploads them in the background; after its own retries it drops a
 batch and only logs it. So "queued" is not "delivered": the sink keeps every write until the
-server, read back, holds it — the evaluation call, each prediction row (ended) and the end of the
-evaluation. A write the server does not hold is written again through the sink's adopt path
-(which skips rows the server has and deletes half-written ones), so confirming never duplicates.
+server, read back, holds it — the evaluation call, each prediction row (ended), each row's score
+feedback and the end of the evaluation. A write the server does not hold is written again through
+the sink's adopt path (which skips rows the server has and deletes half-written ones), so
+confirming never duplicates; a score feedback missing on a row the server holds is sent again as
+it was (same call refs), and only then — after weave's queue was flushed and the grace passed.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from otel_bridge import _upstream as upstream
 from otel_bridge.sinks.weave_calls import PREDICT_AND_SCORE_OP, inspect_attr
 from otel_bridge.translate.weave import FinishEvaluation, LogPrediction, StartEvaluation, Write
 
@@ -23,6 +26,8 @@ BACKOFF_FIRST_S = 1.0
 BACKOFF_MAX_S = 30.0
 #: How many row keys one read-back query asks for.
 CONFIRM_BATCH = 200
+#: Feedback rows one read-back page holds.
+FEEDBACK_PAGE = 1000
 
 
 @dataclass
@@ -51,6 +56,8 @@ class _Written:
     rows: dict[str, LogPrediction] = field(default_factory=dict)
     finish: FinishEvaluation | None = None
     started_unconfirmed: bool = True
+    #: row key -> the feedback create requests sent with that row, not yet read back
+    feedback: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 class Ledger:
@@ -78,6 +85,12 @@ class Ledger:
         elif isinstance(w, FinishEvaluation):
             entry.finish = w
 
+    def sent_feedback(self, eval_id: str, key: str, request: dict[str, Any]) -> None:
+        """A score feedback written with row ``key``: unconfirmed until read back."""
+        start = self._starts.get(eval_id)
+        if start is not None:
+            self._written.setdefault(eval_id, _Written(start)).feedback.setdefault(key, []).append(request)
+
     @property
     def settled(self) -> bool:
         return not self.due and not self._written
@@ -86,7 +99,8 @@ class Ledger:
         return list(self._written)
 
     def pending_rows(self) -> int:
-        return sum(len(w.rows) for w in self._written.values()) + sum(
+        """Rows not confirmed yet, whole (a held row whose feedback is not read back counts)."""
+        return sum(len(w.rows.keys() | w.feedback.keys()) for w in self._written.values()) + sum(
             1 for w in self.due if isinstance(w, LogPrediction)
         )
 
@@ -100,6 +114,8 @@ class Ledger:
         try:
             call = client.get_call(call_id, columns=["id", "ended_at", "attributes"])
         except ValueError:  # "Call not found": the server lost it (connection errors propagate)
+            # rows confirmed earlier went with it: their feedback has no call left to sit on
+            entry.feedback = {k: v for k, v in entry.feedback.items() if k in entry.rows}
             return False
         entry.started_unconfirmed = False
         keys = list(entry.rows)
@@ -109,16 +125,26 @@ class Ledger:
                 entry.rows.pop(key, None)
         if entry.finish is not None and call.ended_at is not None:
             entry.finish = None
-        if not entry.rows and entry.finish is None:
+        _confirm_feedback(client, entry)
+        if not entry.rows and entry.finish is None and not entry.feedback:
             del self._written[eval_id]
             return True
         return False
 
-    def rewrite(self, eval_id: str) -> None:
-        """Queue again what the server lacks, behind a fresh start (the sink re-adopts the evaluation)."""
+    def rewrite(self, eval_id: str, client: Any) -> None:
+        """Queue again what the server lacks, behind a fresh start (the sink re-adopts the evaluation).
+
+        A held row's lost feedback is sent again now, as it was (the refs name calls the server
+        holds) and stays unconfirmed; a row written again writes its feedback again itself.
+        """
         entry = self._written.pop(eval_id, None)
         if entry is None:
             return
+        resent = {k: v for k, v in entry.feedback.items() if k not in entry.rows}
+        for request in (r for requests in resent.values() for r in requests):
+            upstream.send_feedback(client, request)
+        if resent:
+            self._written[eval_id] = _Written(entry.start, feedback=resent)
         again: list[Write] = [entry.start, *entry.rows.values()]
         if entry.finish is not None:
             again.append(entry.finish)
@@ -143,3 +169,31 @@ def _ended_rows(client: Any, call_id: str, keys: list[str]) -> set[str]:
         if key is not None and child.ended_at is not None and PREDICT_AND_SCORE_OP in str(child.op_name):
             held.add(str(key))
     return held
+
+
+def _feedback_key(f: Any) -> tuple[str, str, str]:
+    get = f.get if isinstance(f, dict) else lambda k: getattr(f, k, None)
+    return str(get("weave_ref")), str(get("feedback_type")), str(get("call_ref"))
+
+
+def _confirm_feedback(client: Any, entry: _Written) -> None:
+    """Forget the feedback of held rows that the server holds (queried by the rows' predict refs)."""
+    waiting = {k: v for k, v in entry.feedback.items() if k not in entry.rows}
+    refs = sorted({r["weave_ref"] for requests in waiting.values() for r in requests})
+    held: set[tuple[str, str, str]] = set()
+    for i in range(0, len(refs), CONFIRM_BATCH):
+        batch = [{"$literal": r} for r in refs[i : i + CONFIRM_BATCH]]
+        query = {"$expr": {"$in": [{"$getField": "weave_ref"}, batch]}}
+        offset = 0
+        while True:
+            page = list(client.get_feedback(query=query, offset=offset, limit=FEEDBACK_PAGE))
+            held.update(_feedback_key(f) for f in page)
+            if len(page) < FEEDBACK_PAGE:
+                break
+            offset += FEEDBACK_PAGE
+    for key, requests in waiting.items():
+        missing = [r for r in requests if _feedback_key(r) not in held]
+        if missing:
+            entry.feedback[key] = missing
+        else:
+            del entry.feedback[key]
