@@ -276,14 +276,15 @@ def both(
         (tmp / "graded_task.py").write_text(GRADED_TASK)
         run = run_eval(weave_server, unique("oracle-graded"), tmp, task=f"{tmp / 'graded_task.py'}@graded")
     assert run.proc.returncode == 0, run.proc.stderr[-3000:]
-    sdk_project = unique("oracle-sdk")
-    proc = weave_server.run_python(
-        f"import sys, io; sys.stdin = io.StringIO({json.dumps(json.dumps(sdk_input(run.logs)))})\n"
-        + SDK_SCRIPT,
-        sdk_project,
-    )
+    return run, log_with_sdk(weave_server, run.logs, unique("oracle-sdk"))
+
+
+def log_with_sdk(server: WeaveServer, logs: list[EvalLog], project: str) -> str:
+    """Inspect's logs written to ``project`` by weave's own EvaluationLogger (a subprocess)."""
+    data = json.dumps(json.dumps(sdk_input(logs)))
+    proc = server.run_python(f"import sys, io; sys.stdin = io.StringIO({data})\n" + SDK_SCRIPT, project)
     assert proc.returncode == 0
-    return run, sdk_project
+    return project
 
 
 def _diff(label: str, bridge: Any, sdk: Any) -> list[str]:
@@ -453,3 +454,47 @@ def test_errored_samples_show_as_descendant_errors_like_the_sdks_rollup(
     rows = [c for c in view.kids[view.evals[name]["id"]] if c.get("exception")]
     assert len(rows) == len(errored) and counts["error"] >= len(errored)
     assert view.evals[name].get("exception") is None  # the task itself succeeded
+
+
+PRICED = "gpt-4o-2024-08-06"  # a dated name in Weave's default cost table
+COST_FIELDS = (
+    "requests",
+    "prompt_tokens",
+    "completion_tokens",
+    "prompt_tokens_total_cost",
+    "completion_tokens_total_cost",
+)
+
+
+def test_cost_equals_the_sdks_for_a_priced_response_model(weave_server: WeaveServer, tmp_path: Path) -> None:
+    """The offline models answering as a priced response model: with ``include_costs`` the server
+    prices both sides' root usage, and the bridge's evaluations cost what the SDK's cost (> $0)."""
+    run = run_eval(weave_server, unique("oracle-priced"), tmp_path, "-M", f"response_model={PRICED}")
+    assert run.proc.returncode == 0, run.proc.stderr[-3000:]
+    events = [e for log in run.logs for s in log.samples or [] for e in s.events]
+    answered = {e.output.model for e in events if e.event == "model"}
+    assert answered == {PRICED}  # Inspect's log: the provider's name for the model, as a real one reports
+    sdk_project = log_with_sdk(weave_server, run.logs, unique("oracle-priced-sdk"))
+
+    def costs(project: str) -> dict[str, dict[str, dict[str, Any]]]:
+        evals = weave_server.calls(
+            project, {"op_names": [f"weave:///{project}/op/Evaluation.evaluate:*"]}, include_costs=True
+        )
+        return {
+            e["display_name"]: {
+                model: {k: cost[k] for k in COST_FIELDS}
+                for model, cost in ((e.get("summary") or {}).get("weave") or {}).get("costs", {}).items()
+            }
+            for e in evals
+        }
+
+    bridge, sdk = costs(run.project), costs(sdk_project)
+    assert len(sdk) == 2 and sorted(bridge) == sorted(sdk)
+    for name, by_model in sdk.items():
+        assert set(by_model) == {PRICED}, by_model
+        cost = by_model[PRICED]
+        assert cost["prompt_tokens_total_cost"] > 0 and cost["completion_tokens_total_cost"] > 0
+        log = next(log for log in run.logs if name.endswith(log.eval.model))
+        assert cost["prompt_tokens"] == log.stats.model_usage[log.eval.model].input_tokens
+        assert set(bridge[name]) == {PRICED}, bridge[name]
+        assert bridge[name][PRICED] == pytest.approx(cost), name

@@ -10,6 +10,8 @@ Model args (``-M key=value`` or ``get_model(..., key=value)``):
   - ``latency``: seconds to sleep per call (default 0).
   - ``fail_every``: raise a transient error on every Nth call (retried by Inspect).
   - ``error_on``: a substring; a prompt containing it raises a non-retryable error.
+  - ``response_model``: the model name the output reports (default ``offline/<name>``), e.g. a
+    real provider's dated name such as ``gpt-4o-2024-08-06``, which Weave's cost table prices.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ class OfflineModel(ModelAPI):
         self.latency = float(model_args.get("latency", 0))
         self.fail_every = int(model_args.get("fail_every", 0))
         self.error_on = model_args.get("error_on")
+        self.response_model = str(model_args.get("response_model") or f"offline/{model_name}")
         self._calls = itertools.count(1)
 
     def should_retry(self, ex: Exception) -> bool:
@@ -88,7 +91,7 @@ class OfflineModel(ModelAPI):
         if self.error_on and str(self.error_on) in prompt:
             raise ValueError(f"offline provider: refusing prompt containing {self.error_on!r}")
 
-        model = f"offline/{self.model_name}"
+        model = self.response_model
         tool_results = [m for m in input if isinstance(m, ChatMessageTool)]
         if tools and not tool_results and tool_choice != "none":
             output = ModelOutput.for_tool_call(
