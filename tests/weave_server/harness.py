@@ -358,6 +358,11 @@ class WeaveServer:
             raise WeaveServerError(f"OTLP export -> {status}: {data.decode(errors='replace')[:2000]}")
         return ExportTraceServiceResponse.FromString(data)
 
+    def agent_spans(self, project_id: str) -> list[dict[str, Any]]:
+        """The spans the Agents endpoint stored for ``project_id``, every column weave extracted."""
+        rows: list[dict[str, Any]] = self.request("/_harness/agent_spans", {"project_id": project_id})
+        return rows
+
     def wait_for(self, fetch: Callable[[], T], ready: Callable[[T], bool], timeout: float = 30.0) -> T:
         """Poll ``fetch`` until ``ready`` (for writers that flush in the background)."""
         deadline = time.monotonic() + timeout

@@ -148,6 +148,8 @@ from weave.trace_server.external_to_internal_trace_server_adapter import (
     IdConverter,
 )
 from weave.trace_server.in_memory_trace_server import InMemoryTraceServer
+from weave.trace_server.opentelemetry.genai_extraction import extract_genai_span
+from weave.trace_server.opentelemetry.python_spans import Resource, Span
 from weave.version import VERSION as SERVER_WEAVE_VERSION
 
 LOG = os.environ.get("WEAVE_TEST_SERVER_LOG", "") not in ("", "0", "false")
@@ -396,30 +398,9 @@ class WeaveTestServer:
 
     def otel_export(self, payload: bytes, header_project: str | None) -> ExportTraceServiceResponse:
         """Split the OTLP request per project (resource attributes win over the header), export each."""
-        try:
-            request = ExportTraceServiceRequest.FromString(payload)
-        except DecodeError as e:
-            raise HttpError(400, f"body is not a protobuf ExportTraceServiceRequest: {e}") from e
-        by_project: dict[str, list[ResourceSpans]] = {}
-        for rs in request.resource_spans:
-            attrs = {kv.key: kv.value.string_value for kv in rs.resource.attributes}
-            entity, project = attrs.get("wandb.entity"), attrs.get("wandb.project")
-            if entity and project:
-                project_id = f"{entity}/{project}"
-            elif project and "/" in project:
-                project_id = project
-            elif header_project:
-                project_id = header_project
-            else:
-                raise HttpError(
-                    400,
-                    "no project: set resource attributes wandb.entity and wandb.project, "
-                    "or the project_id header",
-                )
-            by_project.setdefault(project_id, []).append(rs)
         rejected = 0
         messages: list[str] = []
-        for project_id, spans in by_project.items():
+        for project_id, spans in _by_project(payload, header_project).items():
             entity, project = project_id.split("/", 1)
             req = tsi.OTelExportReq(
                 project_id=project_id,
@@ -439,6 +420,35 @@ class WeaveTestServer:
             response.partial_success.error_message = "; ".join(messages)
         return response
 
+    def agents_otel_export(self, payload: bytes, header_project: str | None) -> ExportTraceServiceResponse:
+        """The Agents view's ingest (``/agents/otel/v1/traces``): weave's own span parse and GenAI
+        extraction (``extract_genai_span``, the pure step of production's ClickHouse ingest; its
+        redaction, blob stripping and sampling are not run), stored as the server's agent spans."""
+        rejected, messages = 0, []
+        for project_id, spans in _by_project(payload, header_project).items():
+            internal = HexIdConverter().ext_to_int_project_id(project_id)
+            for rs in spans:
+                resource = Resource.from_proto(rs.resource)
+                for proto in (p for ss in rs.scope_spans for p in ss.spans):
+                    try:
+                        row = extract_genai_span(Span.from_proto(proto, resource), internal, USER_ID)
+                    except Exception as e:  # production counts a span it cannot read as rejected
+                        rejected += 1
+                        messages.append(f"{type(e).__name__}: {e}")
+                        continue
+                    self.internal._insert_agent_span(row)
+        response = ExportTraceServiceResponse()
+        if rejected:
+            response.partial_success.rejected_spans = rejected
+            response.partial_success.error_message = "; ".join(messages[:5])
+        return response
+
+    def agent_spans(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every agent span of ``project_id``, with every extracted column (test query route)."""
+        internal = HexIdConverter().ext_to_int_project_id(str(body.get("project_id")))
+        with self.internal.lock:
+            rows = [r for r in self.internal._agent_spans.values() if r.project_id == internal]
+        return [r.model_dump(mode="json") for r in sorted(rows, key=lambda r: r.started_at)]
     # ---- W&B GraphQL -----------------------------------------------------------------------
 
     def graphql(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -511,6 +521,32 @@ class WeaveTestServer:
                     "isBenchmark": False,
                 }
             return self.projects[key]
+
+
+def _by_project(payload: bytes, header_project: str | None) -> dict[str, list[ResourceSpans]]:
+    """An OTLP request's resource spans per project (resource attributes win over the header)."""
+    try:
+        request = ExportTraceServiceRequest.FromString(payload)
+    except DecodeError as e:
+        raise HttpError(400, f"body is not a protobuf ExportTraceServiceRequest: {e}") from e
+    by_project: dict[str, list[ResourceSpans]] = {}
+    for rs in request.resource_spans:
+        attrs = {kv.key: kv.value.string_value for kv in rs.resource.attributes}
+        entity, project = attrs.get("wandb.entity"), attrs.get("wandb.project")
+        if entity and project:
+            project_id = f"{entity}/{project}"
+        elif project and "/" in project:
+            project_id = project
+        elif header_project:
+            project_id = header_project
+        else:
+            raise HttpError(
+                400,
+                "no project: set resource attributes wandb.entity and wandb.project, "
+                "or the project_id header",
+            )
+        by_project.setdefault(project_id, []).append(rs)
+    return by_project
 
 
 def _parse_multipart(content_type: str, body: bytes) -> dict[str, tuple[str | None, bytes]]:
@@ -621,6 +657,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send_json(200, app.graphql(self._json_body(raw)))
         elif path in ("/otel/v1/traces", "/agents/otel/v1/traces"):
             self._otlp(path, raw)
+        elif path == "/_harness/agent_spans":  # not a production route: the stored agent spans
+            self._send_json(200, app.agent_spans(self._json_body(raw)))
         elif path == "/file/create":
             fields = _parse_multipart(self.headers.get("Content-Type", ""), raw)
             self._send_json(200, _to_jsonable(app.file_create(fields)))
@@ -666,12 +704,10 @@ class Handler(BaseHTTPRequestHandler):
         ctype = self.headers.get("Content-Type", "application/x-protobuf")
         if "json" in ctype:
             raise HttpError(415, "only OTLP/HTTP protobuf is supported (as in production)")
-        if path.startswith("/agents/"):
-            # The 0.54 client's global TracerProvider exports here; the old server has no Agents
-            # view, so accept and drop (a 404 would only make the client log errors).
-            self._send(200, ExportTraceServiceResponse().SerializeToString(), "application/x-protobuf")
-            return
-        res = self.app.otel_export(raw, self.headers.get("project_id"))
+        if path.startswith("/agents/"):  # the Agents view (0.54's global TracerProvider exports here too)
+            res = self.app.agents_otel_export(raw, self.headers.get("project_id"))
+        else:
+            res = self.app.otel_export(raw, self.headers.get("project_id"))
         self._send(200, res.SerializeToString(), "application/x-protobuf")
 
 
