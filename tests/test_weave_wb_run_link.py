@@ -11,6 +11,8 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+from inspect_ai.log import read_eval_log
+
 from tests.support.bridge import ROOT, inspect_eval
 from tests.support.wandb_log import load_runs
 from tests.test_weave_sink import short
@@ -74,3 +76,17 @@ def test_no_link_when_no_wandb_run_will_exist(weave_server: WeaveServer, tmp_pat
     calls = _otlp_eval(weave_server, project, tmp_path, "file,otlp")
     assert calls and {c.get("wb_run_id") for c in calls} == {None}
     assert not (tmp_path / "wandb").exists()
+
+
+def test_a_wandb_project_alone_links_the_run_a_receiver_will_write(
+    weave_server: WeaveServer, tmp_path: Path
+) -> None:
+    """No wandb exporter here, but a W&B project set (a receiver or a later sync writes the run):
+    the link names the run by Inspect's run id (from Inspect's log), as the W&B translator does."""
+    entity, name = "ent", f"wbrun-rx-{uuid.uuid4().hex[:10]}"
+    project = f"{entity}/{name}"
+    calls = _otlp_eval(weave_server, project, tmp_path, "file,otlp", WANDB_ENTITY=entity, WANDB_PROJECT=name)
+    [log] = [read_eval_log(str(p)) for p in (tmp_path / "logs").glob("*.eval")]
+    linked = {c.get("wb_run_id") for c in calls if short(c["op_name"]) != "inspect.run"}
+    assert linked == {f"{project}/{log.eval.run_id}"}
+    assert not (tmp_path / "wandb").exists()  # no run written here
