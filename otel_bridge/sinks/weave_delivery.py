@@ -135,14 +135,17 @@ class Ledger:
         """Queue again what the server lacks, behind a fresh start (the sink re-adopts the evaluation).
 
         A held row's lost feedback is sent again now, as it was (the refs name calls the server
-        holds) and stays unconfirmed; a row written again writes its feedback again itself.
+        holds) and stays unconfirmed; a row written again writes its feedback again itself. Weave
+        stores a feedback sent twice twice, so nothing is resent while weave's client still holds
+        writes (one of them may be that feedback): the next grace tries again.
         """
         entry = self._written.pop(eval_id, None)
         if entry is None:
             return
         resent = {k: v for k, v in entry.feedback.items() if k not in entry.rows}
-        for request in (r for requests in resent.values() for r in requests):
-            upstream.send_feedback(client, request)
+        if resent and not client.num_outstanding_jobs:
+            for request in (r for requests in resent.values() for r in requests):
+                upstream.send_feedback(client, request)
         if resent:
             self._written[eval_id] = _Written(entry.start, feedback=resent)
         again: list[Write] = [entry.start, *entry.rows.values()]
