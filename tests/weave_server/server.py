@@ -449,6 +449,7 @@ class WeaveTestServer:
         with self.internal.lock:
             rows = [r for r in self.internal._agent_spans.values() if r.project_id == internal]
         return [r.model_dump(mode="json") for r in sorted(rows, key=lambda r: r.started_at)]
+
     # ---- W&B GraphQL -----------------------------------------------------------------------
 
     def graphql(self, body: dict[str, Any]) -> dict[str, Any]:
