@@ -1,0 +1,140 @@
+"""The metrics worker's rebuild, against the OpenTelemetry SDK's own aggregation (issue 15).
+
+The eval's process sends the worker its metric-file lines (delta points); the worker adds them up
+into the cumulative points the OTLP endpoint gets. The oracle is the SDK itself: one
+MeterProvider with two readers, a delta one (its collections, encoded by the upstream encoder,
+are the lines) and a cumulative one (what the SDK would have exported in the eval's process).
+Also: with the ``delta`` preference a line is passed on unchanged, to the byte of the upstream
+encoding; and a real eval's OTLP metrics do not load the OTLP metric exporter in its process.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import json_format
+from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
+from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider, ObservableCounter
+from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader, MetricsData
+from opentelemetry.sdk.resources import Resource
+
+from otel_bridge.exporters.worker_metrics import Accumulator, parse_request
+from tests.support.bridge import BridgeEnv, run_cli, subprocess_env
+
+# the SDK's "delta" preference, as the eval's metric-file reader uses it (gauges stay cumulative)
+DELTA = {kind: AggregationTemporality.DELTA for kind in (Counter, Histogram, ObservableCounter)}
+
+
+def _line(data: MetricsData | None) -> bytes:
+    """A metric-file line as the upstream encoder writes it (OTLP/JSON)."""
+    assert data is not None
+    doc = json_format.MessageToDict(encode_metrics(data), use_integers_for_enums=True)
+    return json.dumps(doc).encode()
+
+
+def _points(request: Any) -> dict[tuple[str, tuple[tuple[str, str], ...]], dict[str, Any]]:
+    """Every point of a protobuf request by (metric, attributes), with its values and temporality."""
+    out = {}
+    for rm in request.resource_metrics:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                kind = metric.WhichOneof("data")
+                data = getattr(metric, kind)
+                for p in data.data_points:
+                    attrs = tuple(sorted((a.key, a.value.string_value) for a in p.attributes))
+                    fields = json_format.MessageToDict(p)
+                    fields.pop("timeUnixNano", None)  # each collection's own time
+                    # a series' start: each reader's own (compared apart, below)
+                    fields["start"] = int(fields.pop("startTimeUnixNano", 0))
+                    fields["kind"] = kind
+                    fields["temporality"] = getattr(data, "aggregation_temporality", None)
+                    fields["monotonic"] = getattr(data, "is_monotonic", None)
+                    fields["unit"], fields["description"] = metric.unit, metric.description
+                    out[(metric.name, attrs)] = fields
+    return out
+
+
+def _record(meter: Any, phase: int) -> None:
+    bounds = [1.0, 10.0, 100.0]
+    tokens = meter.create_histogram("tokens", "{token}", "tokens", explicit_bucket_boundaries_advisory=bounds)
+    calls = meter.create_counter("calls", "{call}", "calls")
+    expected = meter.create_gauge("expected", "{sample}", "expected")
+    if phase == 0:
+        tokens.record(7, {"model": "careful", "type": "input"})
+        tokens.record(250, {"model": "careful", "type": "input"})
+        tokens.record(3, {"model": "hasty", "type": "output"})
+        calls.add(2, {"model": "careful"})
+        expected.set(6, {"task": "arithmetic"})
+    else:  # a second collection: one series grows, one is new, one is left alone
+        tokens.record(0.5, {"model": "careful", "type": "input"})
+        tokens.record(40, {"model": "hasty", "type": "input"})
+        calls.add(3, {"model": "careful"})
+        calls.add(1, {"model": "hasty"})
+        expected.set(8, {"task": "arithmetic"})
+
+
+def test_added_up_lines_equal_the_sdks_cumulative_points() -> None:
+    delta, cumulative = InMemoryMetricReader(DELTA), InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[delta, cumulative], resource=Resource({"service.name": "x"}))
+    meter = provider.get_meter("otel_bridge", "1")
+    acc = Accumulator()
+    for phase in (0, 1):
+        _record(meter, phase)
+        acc.add(parse_request(_line(delta.get_metrics_data())))
+    want = _points(encode_metrics(cumulative.get_metrics_data()))  # type: ignore[arg-type]
+    got_request = encode_metrics(acc.metrics_data())
+    got = _points(got_request)
+    starts = {key: (got[key].pop("start"), want[key].pop("start")) for key in want if key in got}
+    assert got == want
+    # a series' start: the delta window it first appeared in began before the SDK's first
+    # measurement of it (or is the SDK's own start, for the gauge)
+    assert all(mine <= sdk for mine, sdk in starts.values()), starts
+    assert len(got) == 6  # 3 token series, 2 call series, 1 gauge
+    assert (
+        got_request.resource_metrics[0].resource
+        == encode_metrics(
+            cumulative.get_metrics_data()  # type: ignore[arg-type]
+        )
+        .resource_metrics[0]
+        .resource
+    )
+    provider.shutdown()
+
+
+def test_a_delta_line_is_passed_on_unchanged() -> None:
+    delta = InMemoryMetricReader(DELTA)
+    provider = MeterProvider(metric_readers=[delta], resource=Resource({"service.name": "x"}))
+    _record(provider.get_meter("otel_bridge", "1"), 0)
+    data = delta.get_metrics_data()
+    assert data is not None
+    acc = Accumulator(cumulative=False)
+    acc.add(parse_request(_line(data)))
+    assert encode_metrics(acc.metrics_data()) == encode_metrics(data)
+    provider.shutdown()
+
+
+def test_the_eval_process_never_loads_the_otlp_metric_exporter(tmp_path: Path) -> None:
+    """OTLP metrics on: the eval's own process imports no OTLP metric exporter (the worker does)."""
+    env = BridgeEnv(tmp_path)
+    script = (
+        "import sys\n"
+        "from inspect_ai import eval\n"
+        "sys.path.insert(0, 'examples')\n"
+        "from bridge_demo import arithmetic\n"
+        "log = eval(arithmetic(samples=2), model='offline/careful', display='none')[0]\n"
+        "assert log.status == 'success'\n"
+        "print('LOADED', sorted(m for m in sys.modules if 'metric_exporter' in m))\n"
+    )
+    extra = {
+        **env.env(),
+        "OTEL_METRICS_EXPORTER": "otlp",
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": "http://127.0.0.1:9/v1/metrics",  # discard port: refused
+    }
+    import sys
+
+    result = run_cli([sys.executable, "-c", script], subprocess_env(extra))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "LOADED []" in result.stdout, result.stdout
+    assert "metrics were not delivered" in result.stderr  # and the worker did try
