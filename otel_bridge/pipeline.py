@@ -54,6 +54,20 @@ def build_resource(settings: Settings, inspect_version: str) -> Resource:
     return resource
 
 
+def _metrics_worker(settings: Settings) -> MetricsWorker | None:
+    """The OTLP metrics export's worker process; None (said once) when it cannot start."""
+    from otel_bridge.exporters.worker_metrics import metrics_endpoint
+
+    try:
+        return MetricsWorker(metrics_endpoint(settings))
+    except Exception as exc:
+        notify.say(
+            f"the metrics exporter could not start ({type(exc).__name__}: {exc}); metrics still go "
+            "to the metric file — deliver them later with `otel-bridge sync <span file> --to otlp`."
+        )
+        return None
+
+
 @dataclass
 class Destination:
     """One configured destination: the processor the spans go to (and its exporter, if in-process)."""
@@ -105,9 +119,7 @@ class Pipeline:
         # file; OTLP metrics are exported by a worker process of their own, fed the file's lines
         self.metrics_worker: MetricsWorker | None = None
         if settings.metrics.enabled and "otlp" in settings.metrics.exporters:
-            from otel_bridge.exporters.worker_metrics import metrics_endpoint
-
-            self.metrics_worker = MetricsWorker(metrics_endpoint(settings))
+            self.metrics_worker = _metrics_worker(settings)
         span_path = self.file and self.file.path_for
         self.metrics = metrics.build(settings, self.provider.resource, span_path, self.metrics_worker)
         # the hook's spans: built straight into ReadableSpans for these same processors

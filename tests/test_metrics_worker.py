@@ -10,17 +10,28 @@ encoding; and a real eval's OTLP metrics do not load the OTLP metric exporter in
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+from bridge_demo import arithmetic
 from google.protobuf import json_format
+from inspect_ai import Task, eval
+from inspect_ai.scorer import includes
+from inspect_ai.solver import Generate, TaskState, solver
 from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
 from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider, ObservableCounter
 from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader, MetricsData
 from opentelemetry.sdk.resources import Resource
 
 from otel_bridge.exporters.worker_metrics import Accumulator, parse_request
+from otel_bridge.hook import session as sessions
 from tests.support.bridge import BridgeEnv, run_cli, subprocess_env
 
 # the SDK's "delta" preference, as the eval's metric-file reader uses it (gauges stay cumulative)
@@ -132,9 +143,52 @@ def test_the_eval_process_never_loads_the_otlp_metric_exporter(tmp_path: Path) -
         "OTEL_METRICS_EXPORTER": "otlp",
         "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": "http://127.0.0.1:9/v1/metrics",  # discard port: refused
     }
-    import sys
-
     result = run_cli([sys.executable, "-c", script], subprocess_env(extra))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "LOADED []" in result.stdout, result.stdout
     assert "metrics were not delivered" in result.stderr  # and the worker did try
+
+
+@solver
+def _kill_metrics_worker():  # type: ignore[no-untyped-def]
+    """Kills the metrics worker process in the middle of the eval (as an OOM killer would)."""
+
+    async def solve(state: TaskState, generate: Generate) -> TaskState:
+        session = sessions.current()
+        assert session is not None and session.pipeline.metrics_worker is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(session.pipeline.metrics_worker.worker.pid, signal.SIGKILL)
+        return await generate(state)
+
+    return solve
+
+
+def test_a_dead_metrics_worker_does_not_touch_the_eval(
+    bridge: BridgeEnv, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "otlp")
+    monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "200")
+    started = time.monotonic()
+    (log,) = eval(
+        Task(dataset=arithmetic(samples=4).dataset, solver=[_kill_metrics_worker()], scorer=includes()),
+        model="offline/careful",
+        display="none",
+    )
+    elapsed = time.monotonic() - started
+    assert log.status == "success" and log.results is not None
+    assert log.results.completed_samples == 4
+    sessions._close_at_exit()  # what exit does: must not hang on the dead worker
+    assert time.monotonic() - started < elapsed + 15
+    err = capfd.readouterr().err
+    lines = [line for line in err.splitlines() if "metrics" in line]
+    assert len(lines) == 1, err
+    assert "metrics exporter process failed" in lines[0] and "--to otlp" in lines[0]
+    (metric_file,) = bridge.metric_files()  # the eval's side kept writing every point
+    completed = 0.0
+    for line in metric_file.read_text(encoding="utf-8").splitlines():
+        for rm in json.loads(line)["resourceMetrics"]:
+            for sm in rm["scopeMetrics"]:
+                for metric in sm["metrics"]:
+                    if metric["name"] == "inspect.samples.completed":
+                        completed += sum(float(p["asInt"]) for p in metric["sum"]["dataPoints"])
+    assert completed == 4

@@ -266,4 +266,6 @@ class MetricsWorker:
         failed = int(report.get("failed") or 0)
         if failed:
             return f"{failed} metric point(s) not delivered: {report.get('error') or 'export failed'}"
+        if w.broken is not None and not w.killed:
+            return None  # said once when it failed, with where the points are kept
         return w.unconfirmed()

@@ -7,8 +7,9 @@ eval's process that time is taken from the eval's event loop. Here it runs besid
 
     python -m otel_bridge.exporters.worker NAME
 
-The frames are ``otel_bridge.exporters.worker_protocol``'s: span batches and flush requests in,
-acknowledgements and notes out (other stdout lines are the SDKs' own output, which the eval's
+The frames are ``otel_bridge.exporters.worker_protocol``'s: span batches, flush requests and
+metrics frames (the ``metrics`` worker: ``exporters.worker_metrics``) in, acknowledgements and
+notes out (other stdout lines are the SDKs' own output, which the eval's
 process passes on; the bridge's own messages are notes, said in the eval's closing line). A
 reader thread takes stdin into an inbox bounded in bytes (``INBOX_MAX_BYTES``) while the main
 thread does the sink's I/O, so a slow backend never backs the pipe up into the eval's process; a
