@@ -386,3 +386,26 @@ def test_tool_calls_carry_the_error_type_inspect_logged(tmp_path: Path) -> None:
             durations[labels.get("error.type")] += point["count"]
     assert calls == expected
     assert durations == expected
+
+
+@pytest.mark.parametrize(
+    ("env", "protocol", "problems"),
+    [
+        ({}, "http/protobuf", 0),
+        ({"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, "grpc", 0),
+        ({"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc"}, "http/protobuf", 0),  # the traces' own
+        ({"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL": "http/protobuf"},
+         "http/protobuf", 0),
+        ({"OTEL_EXPORTER_OTLP_METRICS_PROTOCOL": "grpc"}, "grpc", 0),
+        ({"OTEL_EXPORTER_OTLP_METRICS_PROTOCOL": "http/json"}, "http/protobuf", 1),
+        ({"OTEL_EXPORTER_OTLP_PROTOCOL": "carrier-pigeon"}, "http/protobuf", 1),  # said once, not twice
+    ],
+)  # fmt: skip
+def test_metrics_protocol_is_the_metrics_variable_else_the_general_one(
+    env: dict[str, str], protocol: str, problems: int
+) -> None:
+    from otel_bridge.config import load_settings
+
+    settings = load_settings({"OTEL_METRICS_EXPORTER": "otlp", **env})
+    assert settings.metrics.otlp_protocol == protocol
+    assert len(settings.problems) == problems, settings.problems

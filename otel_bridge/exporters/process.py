@@ -248,7 +248,8 @@ class MetricsWorker:
     def __init__(self, endpoint: str) -> None:
         self.endpoint = endpoint
         kept = "the metric file keeps them — deliver them later with `otel-bridge sync <span file> --to otlp`"
-        self.worker = WorkerSpanProcessor("metrics", frozenset(), kept=kept)
+        # no spans: its feed thread wakes for the frames themselves, not on a short timer
+        self.worker = WorkerSpanProcessor("metrics", frozenset(), delay_s=1.0, kept=kept)
 
     def send(self, line: str) -> None:
         self.worker.send_metrics(line)
