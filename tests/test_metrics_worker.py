@@ -127,7 +127,7 @@ def test_a_delta_line_is_passed_on_unchanged() -> None:
 
 
 def test_the_eval_process_never_loads_the_otlp_metric_exporter(tmp_path: Path) -> None:
-    """OTLP metrics on: the eval's own process imports no OTLP metric exporter (the worker does)."""
+    """OTLP metrics on: the eval's own process imports no OTLP exporter, HTTP or gRPC (the worker does)."""
     env = BridgeEnv(tmp_path)
     script = (
         "import sys\n"
@@ -136,7 +136,8 @@ def test_the_eval_process_never_loads_the_otlp_metric_exporter(tmp_path: Path) -
         "from bridge_demo import arithmetic\n"
         "log = eval(arithmetic(samples=2), model='offline/careful', display='none')[0]\n"
         "assert log.status == 'success'\n"
-        "print('LOADED', sorted(m for m in sys.modules if 'metric_exporter' in m))\n"
+        "exporters = ('opentelemetry.exporter.otlp.proto.http', 'opentelemetry.exporter.otlp.proto.grpc')\n"
+        "print('LOADED', sorted(m for m in sys.modules if m.startswith(exporters)))\n"
     )
     extra = {
         **env.env(),

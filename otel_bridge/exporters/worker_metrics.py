@@ -43,7 +43,6 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from otel_bridge.anyvalue import kvs_from_proto
 from otel_bridge.config import Settings
-from otel_bridge.exporters.otlp import _LastError
 
 COOLDOWN_S = 30.0
 _DELTA = AggregationTemporality.DELTA
@@ -232,7 +231,11 @@ class MetricsTarget:
         self.lost_points = 0  # delta: points of failed exports (cumulative: the last state's)
         self.last_error: str | None = None
         self._down_until = 0.0
-        self._log = _LastError()  # the spans' exporter's, for the same purpose
+        # the spans' exporter's handler, for the same purpose (imported here: the eval's process
+        # reads ``metrics_endpoint`` from this module and must keep the exporters' loggers as they are)
+        from otel_bridge.exporters.otlp import _LastError
+
+        self._log = _LastError()
         for name in _EXPORTER_LOGGERS:  # the exporters' warnings feed the report, not stderr
             logger = logging.getLogger(name)
             logger.addHandler(self._log)
