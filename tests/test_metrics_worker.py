@@ -33,6 +33,7 @@ from opentelemetry.sdk.resources import Resource
 from otel_bridge.exporters.worker_metrics import Accumulator, parse_request
 from otel_bridge.hook import session as sessions
 from tests.support.bridge import BridgeEnv, run_cli, subprocess_env
+from tests.test_metrics import read_metric_file, total
 
 # the SDK's "delta" preference, as the eval's metric-file reader uses it (gauges stay cumulative)
 DELTA = {kind: AggregationTemporality.DELTA for kind in (Counter, Histogram, ObservableCounter)}
@@ -185,11 +186,4 @@ def test_a_dead_metrics_worker_does_not_touch_the_eval(
     assert len(lines) == 1, err
     assert "metrics exporter process failed" in lines[0] and "--to otlp" in lines[0]
     (metric_file,) = bridge.metric_files()  # the eval's side kept writing every point
-    completed = 0.0
-    for line in metric_file.read_text(encoding="utf-8").splitlines():
-        for rm in json.loads(line)["resourceMetrics"]:
-            for sm in rm["scopeMetrics"]:
-                for metric in sm["metrics"]:
-                    if metric["name"] == "inspect.samples.completed":
-                        completed += sum(float(p["asInt"]) for p in metric["sum"]["dataPoints"])
-    assert completed == 4
+    assert total(read_metric_file(metric_file), "inspect.samples.completed", "value") == 4
