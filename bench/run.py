@@ -1,11 +1,12 @@
 """Overhead of the bridge on the eval loop: bridge off vs on (file; file + metrics; file + OTLP; the default).
 
-    make bench            # or: .venv/bin/python bench/run.py --samples 300 --reps 5
+    make bench            # or: .venv/bin/python bench/run.py --samples 300 --reps 5 [--configs metrics,otlp]
 
 Configurations: off (bridge installed, disabled), noop (a hook that does nothing: Inspect's own
 cost of delivering events to any hook), file, unredacted (file with the redactor stubbed out:
 the difference is what redaction costs), metrics (file + OTel metrics to the metric file,
-``OTEL_METRICS_EXPORTER=file``), otlp (file + OTLP to a local receiver), default (file + an
+``OTEL_METRICS_EXPORTER=file``), metrics-otlp (the same with ``otlp``: also OTLP metrics, every
+second, to a local stand-in answering 200), otlp (file + OTLP to a local receiver), default (file + an
 offline W&B run, the embedded default). Each runs a ≥300-sample eval with the full
 solver chain (system message, react agent with a tool call, a self-check call, two scorers) on
 the zero-latency offline model — the worst case for relative overhead. Runs are interleaved
@@ -41,6 +42,7 @@ EXPORTERS = {
     "file": "file",
     "unredacted": "file",
     "metrics": "file",
+    "metrics-otlp": "file",
     "otlp": "file,otlp",
     "default": "file,wandb",
 }
@@ -136,7 +138,9 @@ print("RESULT", json.dumps({{
 """
 
 
-def _run(config: str, samples: int, workdir: Path, otlp_endpoint: str | None) -> dict[str, float]:
+def _run(
+    config: str, samples: int, workdir: Path, otlp_endpoint: str | None, metrics_url: str | None = None
+) -> dict[str, float]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INSPECT_OTEL_", "OTEL_"))}
     env["INSPECT_LOG_DIR"] = str(workdir / "logs")
     span_dir = workdir / f"spans-{config}-{len(list(workdir.glob('spans-*')))}"
@@ -149,6 +153,11 @@ def _run(config: str, samples: int, workdir: Path, otlp_endpoint: str | None) ->
         env["WANDB_DIR"] = str(workdir)
     if config == "metrics":
         env["OTEL_METRICS_EXPORTER"] = "file"
+    if config == "metrics-otlp":  # the metric file + OTLP metrics to a local sink answering 200
+        assert metrics_url
+        env["OTEL_METRICS_EXPORTER"] = "otlp"
+        env["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"] = metrics_url
+        env["OTEL_METRIC_EXPORT_INTERVAL"] = "1000"
     if config == "otlp":
         assert otlp_endpoint
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp_endpoint
@@ -196,6 +205,34 @@ def import_ms(reps: int = 7) -> float:
     return statistics.median(times)
 
 
+class MetricsSink:
+    """A stand-in OTLP/HTTP metrics endpoint: answers 200 to every POST and counts the requests
+    (the bench measures the eval's side, not a backend; the tests use the real collector)."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        sink = self
+        self.requests = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - stdlib naming
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                sink.requests += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1/metrics"
+
+
 def metrics_calls_us(n: int = 100_000) -> float:
     """The hook's metric calls alone, per model call of the bench eval (3 model calls, 1 tool call,
     1 sample end and 2 scores per sample), queue drained every 500 calls as the metrics thread does."""
@@ -229,18 +266,25 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=300)
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--json", type=Path, help="also write the raw results here")
+    parser.add_argument(
+        "--configs", help="comma list of the configurations to run (default: all); off and file always run"
+    )
     args = parser.parse_args()
 
     from tests.support.otlp_capture import OtlpCapture
 
-    configs = ["off", "noop", "file", "unredacted", "metrics", "otlp", "default"]
+    configs = ["off", "noop", "file", "unredacted", "metrics", "metrics-otlp", "otlp", "default"]
+    if args.configs:
+        wanted = {"off", "file", *args.configs.split(",")}
+        configs = [c for c in configs if c in wanted]
+    sink = MetricsSink()
     results: dict[str, list[dict[str, float]]] = {c: [] for c in configs}
     with tempfile.TemporaryDirectory() as tmp, OtlpCapture() as receiver:
         workdir = Path(tmp)
         _run("off", 20, workdir, None)  # warm caches (imports, bytecode)
         for rep in range(args.reps):
             for config in configs:
-                results[config].append(_run(config, args.samples, workdir, receiver.http_endpoint))
+                results[config].append(_run(config, args.samples, workdir, receiver.http_endpoint, sink.url))
                 print(f"rep {rep + 1}/{args.reps} {config}: {results[config][-1]}", file=sys.stderr)
         received = len(receiver.unique_spans())
 
@@ -309,29 +353,35 @@ def main() -> None:
             f"{rss:.0f}",
         )
         print("| " + " | ".join(cells) + " |")
-    calls = med("metrics", "model_calls")
-    loop = (med("metrics", "hook_cpu") - med("file", "hook_cpu")) / calls * 1e6
-    outside = (
-        (
-            statistics.median(background(r) for r in results["metrics"])
-            - statistics.median(background(r) for r in results["file"])
+    for metered in ("metrics", "metrics-otlp"):
+        if metered not in results:
+            continue
+        calls = med(metered, "model_calls")
+        loop = (med(metered, "hook_cpu") - med("file", "hook_cpu")) / calls * 1e6
+        outside = (
+            (
+                statistics.median(background(r) for r in results[metered])
+                - statistics.median(background(r) for r in results["file"])
+            )
+            / calls
+            * 1e6
         )
-        / calls
-        * 1e6
-    )
-    print(
-        f"\nmetrics vs file, per model call ({calls:.0f} calls): hook CPU on the eval loop {loop:+.1f} µs, "
-        f"CPU outside the loop thread {outside:+.1f} µs (medians)"
-    )
+        print(
+            f"\n{metered} vs file, per model call ({calls:.0f} calls): hook CPU on the eval loop "
+            f"{loop:+.1f} µs, CPU outside the loop thread {outside:+.1f} µs (medians)"
+        )
+    if "metrics-otlp" in results:
+        print(f"metrics sink got {sink.requests} OTLP metric requests")
     print(f"the hook's metric calls alone: {metrics_calls_us():.2f} µs per model call (thread CPU)")
     print(f"import of otel_bridge._registry with the bridge disabled: {import_ms():.1f} ms (median of 7)")
     print(f"OTLP receiver got {received} spans")
     hooks = {row[0]: row[5] for row in rows}
-    cost = hooks["file"] - hooks["unredacted"]
-    print(
-        f"redaction: {cost:.1f} µs/span = {cost / hooks['file']:.0%} of the hook's time "
-        f"(file - unredacted, hook µs/span medians)"
-    )
+    if "unredacted" in hooks:
+        cost = hooks["file"] - hooks["unredacted"]
+        print(
+            f"redaction: {cost:.1f} µs/span = {cost / hooks['file']:.0%} of the hook's time "
+            f"(file - unredacted, hook µs/span medians)"
+        )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

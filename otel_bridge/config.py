@@ -170,6 +170,10 @@ class MetricsSettings:
     """Of ``METRIC_EXPORTERS``; empty (unset, ``none``): no metrics. Any value writes the metric file."""
     otlp_endpoint: str | None = field(default=None, metadata=_env(otel.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT))
     """Full URL for metrics; unset: OTEL_EXPORTER_OTLP_ENDPOINT + ``/v1/metrics`` (as the SDK resolves it)."""
+    otlp_protocol: str = field(
+        default="http/protobuf", metadata=_env(otel.OTEL_EXPORTER_OTLP_METRICS_PROTOCOL)
+    )
+    """``http/protobuf`` or ``grpc``; unset: ``OTEL_EXPORTER_OTLP_PROTOCOL`` (not the traces one)."""
     interval_s: float = field(default=10.0, metadata=_env(otel.OTEL_METRIC_EXPORT_INTERVAL))
     """Seconds between exports (the variable is in ms); short, so dashboards move during an eval."""
     delta: bool = field(default=False, metadata=_env(otel.OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE))
@@ -260,15 +264,17 @@ def _exporters(r: _Reader) -> tuple[str, ...]:
     return tuple(chosen)
 
 
-def _protocol(r: _Reader) -> str:
-    raw = r.get(otel.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL) or r.get(otel.OTEL_EXPORTER_OTLP_PROTOCOL)
+def _protocol(r: _Reader, specific: str = otel.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL) -> str:
+    """The signal's own variable, else the general one."""
+    name = specific if r.get(specific) else otel.OTEL_EXPORTER_OTLP_PROTOCOL
+    raw = r.get(name)
     if raw is None:
         return "http/protobuf"
     if raw in {"http/protobuf", "grpc"}:
         return raw
-    r.problems.append(
-        f"{otel.OTEL_EXPORTER_OTLP_PROTOCOL}={raw!r} is not one of grpc, http/protobuf (using http/protobuf)"
-    )
+    problem = f"{name}={raw!r} is not one of grpc, http/protobuf (using http/protobuf)"
+    if problem not in r.problems:  # the general variable, read for traces and for metrics
+        r.problems.append(problem)
     return "http/protobuf"
 
 
@@ -377,6 +383,7 @@ def _metrics(r: _Reader) -> MetricsSettings:
     return MetricsSettings(
         exporters=tuple(n for n in METRIC_EXPORTERS if n in names and "none" not in names),
         otlp_endpoint=r.get(otel.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT),
+        otlp_protocol=_protocol(r, otel.OTEL_EXPORTER_OTLP_METRICS_PROTOCOL),
         interval_s=r.number(otel.OTEL_METRIC_EXPORT_INTERVAL, 10_000.0, 100.0) / 1000,
         delta=temporality in ("delta", "lowmemory"),
     )

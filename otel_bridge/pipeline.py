@@ -27,7 +27,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from otel_bridge import __version__, notify
 from otel_bridge import conventions as c
 from otel_bridge.config import DEFAULT_SERVICE_NAME, Settings
-from otel_bridge.exporters.process import WorkerSpanProcessor
+from otel_bridge.exporters.process import MetricsWorker, WorkerSpanProcessor
 from otel_bridge.exporters.span_file import SpanFileExporter, SpanFileProcessor
 from otel_bridge.metrics import provider as metrics
 from otel_bridge.spanfactory import SpanFactory
@@ -52,6 +52,20 @@ def build_resource(settings: Settings, inspect_version: str) -> Resource:
     if settings.core.service_name:
         resource = resource.merge(Resource({"service.name": settings.core.service_name}))
     return resource
+
+
+def _metrics_worker(settings: Settings) -> MetricsWorker | None:
+    """The OTLP metrics export's worker process; None (said once) when it cannot start."""
+    from otel_bridge.exporters.worker_metrics import metrics_endpoint
+
+    try:
+        return MetricsWorker(metrics_endpoint(settings))
+    except Exception as exc:
+        notify.say(
+            f"the metrics exporter could not start ({type(exc).__name__}: {exc}); metrics still go "
+            "to the metric file — deliver them later with `otel-bridge sync <span file> --to otlp`."
+        )
+        return None
 
 
 @dataclass
@@ -101,8 +115,13 @@ class Pipeline:
 
             processors.append(provider_processor(tracer_provider))
             resource, sampler = tracer_provider.resource, tracer_provider.sampler
-        # the bridge's own MeterProvider (OTEL_METRICS_EXPORTER), its metric file beside the span file
-        self.metrics = metrics.build(settings, self.provider.resource, self.file and self.file.path_for)
+        # the bridge's own MeterProvider (OTEL_METRICS_EXPORTER), its metric file beside the span
+        # file; OTLP metrics are exported by a worker process of their own, fed the file's lines
+        self.metrics_worker: MetricsWorker | None = None
+        if settings.metrics.enabled and "otlp" in settings.metrics.exporters:
+            self.metrics_worker = _metrics_worker(settings)
+        span_path = self.file and self.file.path_for
+        self.metrics = metrics.build(settings, self.provider.resource, span_path, self.metrics_worker)
         # the hook's spans: built straight into ReadableSpans for these same processors
         self.spans = SpanFactory(
             resource, InstrumentationScope(c.SCOPE_NAME, __version__), sampler, processors
@@ -165,10 +184,15 @@ class Pipeline:
         No second flush of the workers: stopping one delivers everything queued for it first,
         and a worker still busy with the end-of-run flush would only make exit wait for it twice.
         """
+        if self.metrics is not None:  # the last collection, queued for the metrics worker
+            self.metrics.shutdown()
         now, flush_s = time.monotonic(), self.settings.core.flush_timeout_s
         deadline = self.end_by if self.end_by is not None else now + flush_s + EXIT_GRACE_S
         deadline = max(deadline, now + MIN_EXIT_S)
-        for worker in self.workers:  # every worker finishes its runs at the same time
+        stopping: list[WorkerSpanProcessor | MetricsWorker] = [*self.workers]
+        if self.metrics_worker is not None:
+            stopping.append(self.metrics_worker)
+        for worker in stopping:  # every worker finishes its runs at the same time
             worker.begin_stop()
         if self.file_feed is not None:
             self.file_feed.shutdown(max(0.0, deadline - time.monotonic()))
@@ -183,10 +207,8 @@ class Pipeline:
                 destination.processor.shutdown()
         if self.user_provider is not None:  # yours: flushed, never shut down
             self.user_provider.force_flush(left_ms())
-        for worker in self.workers:
+        for worker in stopping:
             worker.finish_stop(deadline)
-        if self.metrics is not None:
-            self.metrics.shutdown()
 
     def undelivered_message(self) -> str | None:
         """The closing line: what was not delivered and how to deliver it, then what the workers

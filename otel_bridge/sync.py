@@ -13,8 +13,8 @@ from pathlib import Path
 
 from otel_bridge.config import CoreSettings, Settings
 from otel_bridge.exporters.otlp import otlp_endpoint
+from otel_bridge.exporters.worker_metrics import metrics_endpoint
 from otel_bridge.metrics import summary as metric_file
-from otel_bridge.metrics.provider import metrics_endpoint
 from otel_bridge.otlp_json import json_to_request
 from otel_bridge.records import FileReadReport, SpanRecord, read_span_file
 from otel_bridge.sinks.base import DeliveryError
@@ -97,7 +97,7 @@ def _sync_otlp(path: Path, report: SyncReport, core: CoreSettings) -> None:
 
 def _sync_otlp_metrics(path: Path, report: SyncReport, settings: Settings) -> None:
     """The metric file beside the span file, to the OTLP metrics endpoint (OTLP/HTTP, like spans)."""
-    url = metrics_endpoint(replace(settings, core=replace(settings.core, otlp_protocol="http/protobuf")))
+    url = metrics_endpoint(settings, protocol="http/protobuf")
     points, problem = metric_file.deliver(path, url, lambda body, to: otlp_post(body, settings.core, url=to))
     report.metric_points += points
     report.problems.extend([problem] if problem else [])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import socket
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -222,14 +223,33 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_unreachable_metrics_endpoint_leaves_the_eval_unchanged(tmp_path: Path) -> None:
+@pytest.fixture(params=["refused", "black-holed"])
+def dead_endpoint(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A metrics URL nobody answers: a closed port (refused at once), or a listening socket that
+    never accepts (the request is sent and hangs until the exporter's timeout)."""
+    if request.param == "refused":
+        yield f"http://127.0.0.1:{_closed_port()}/v1/metrics"
+        return
+    with socket.socket() as hole:
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(8)
+        yield f"http://127.0.0.1:{hole.getsockname()[1]}/v1/metrics"
+
+
+FLUSH_TIMEOUT_S = 2.0  # the export timeout is capped by it
+EXIT_GRACE_S = 10.0  # README "What the eval side guarantees": exit waits ≤ flush timeout + 10 s
+
+
+def test_unreachable_metrics_endpoint_leaves_the_eval_unchanged(tmp_path: Path, dead_endpoint: str) -> None:
     args = [TASK, "--model", "offline/careful", "-T", "samples=3"]
     plain, broken = BridgeEnv(tmp_path / "plain"), BridgeEnv(tmp_path / "broken")
-    baseline = inspect_eval(args, subprocess_env(plain.env()))
+    timeout = {"INSPECT_OTEL_FLUSH_TIMEOUT": str(FLUSH_TIMEOUT_S)}
+    baseline = inspect_eval(args, subprocess_env({**plain.env(), **timeout}))
     extra = {
         **broken.env(),
+        **timeout,
         "OTEL_METRICS_EXPORTER": "otlp",
-        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": f"http://127.0.0.1:{_closed_port()}/v1/metrics",
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": dead_endpoint,
     }
     result = inspect_eval(args, subprocess_env(extra))
     assert result.returncode == baseline.returncode == 0, result.stderr[-3000:]
@@ -240,9 +260,14 @@ def test_unreachable_metrics_endpoint_leaves_the_eval_unchanged(tmp_path: Path) 
     lines = [line for line in result.stderr.splitlines() if "metrics were not delivered" in line]
     assert len(lines) == 1, result.stderr[-3000:]
     assert str(broken.metric_files()[0]) in lines[0] and "otel-bridge sync" in lines[0]
+    assert dead_endpoint in lines[0] and "metric point(s) not delivered" in lines[0]
     series = read_metric_file(broken.metric_files()[0])  # what could not be sent stays on disk
     assert total(series, "inspect.samples.completed", "value") == 3
-    assert result.seconds < baseline.seconds + 10  # one export timeout at most (the 5 s flush timeout)
+    # the worker exports; exit waits for it at most the flush timeout + the grace (one deadline)
+    assert result.seconds < baseline.seconds + FLUSH_TIMEOUT_S + EXIT_GRACE_S, (
+        result.seconds,
+        baseline.seconds,
+    )
 
 
 @pytest.mark.parametrize(
@@ -332,3 +357,55 @@ def test_errored_and_limited_samples_are_counted_by_status(tmp_path: Path) -> No
         series, completed, "value", inspect__sample__status="limit", inspect__limit__type="message"
     ) == len([s for s in limited if s.limit and s.limit.type == "message"])
     assert total(series, completed, "value") == len(samples)
+
+
+def test_tool_calls_carry_the_error_type_inspect_logged(tmp_path: Path) -> None:
+    """A tool that fails on some inputs (examples/bridge_examples/failing_tools.py): each tool-call
+    series' ``error.type`` is the type Inspect's log records on that ToolEvent; successes have none."""
+    env = BridgeEnv(tmp_path)
+    result = inspect_eval(
+        ["examples/bridge_examples/failing_tools.py", "--model", "offline/careful"],
+        subprocess_env({**env.env(), "OTEL_METRICS_EXPORTER": "file"}),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = _logs(env)[0]
+    events = [e for s in log.samples or [] for e in s.events if e.event == "tool"]
+    expected: dict[str | None, float] = defaultdict(float)
+    for event in events:
+        expected[event.error.type if event.error is not None else None] += 1
+    assert {None, "unknown", "permission"} <= set(expected), expected  # the planted failures happened
+    series = read_metric_file(env.metric_files()[0])
+    calls: dict[str | None, float] = defaultdict(float)
+    durations: dict[str | None, float] = defaultdict(float)
+    for (name, attrs), point in series.items():
+        labels = dict(attrs)
+        assert labels.get("gen_ai.tool.name", "divide") == "divide"
+        if name == "inspect.tool.calls":
+            calls[labels.get("error.type")] += point["value"]
+        elif name == "inspect.tool.duration":
+            durations[labels.get("error.type")] += point["count"]
+    assert calls == expected
+    assert durations == expected
+
+
+@pytest.mark.parametrize(
+    ("env", "protocol", "problems"),
+    [
+        ({}, "http/protobuf", 0),
+        ({"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, "grpc", 0),
+        ({"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc"}, "http/protobuf", 0),  # the traces' own
+        ({"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL": "http/protobuf"},
+         "http/protobuf", 0),
+        ({"OTEL_EXPORTER_OTLP_METRICS_PROTOCOL": "grpc"}, "grpc", 0),
+        ({"OTEL_EXPORTER_OTLP_METRICS_PROTOCOL": "http/json"}, "http/protobuf", 1),
+        ({"OTEL_EXPORTER_OTLP_PROTOCOL": "carrier-pigeon"}, "http/protobuf", 1),  # said once, not twice
+    ],
+)  # fmt: skip
+def test_metrics_protocol_is_the_metrics_variable_else_the_general_one(
+    env: dict[str, str], protocol: str, problems: int
+) -> None:
+    from otel_bridge.config import load_settings
+
+    settings = load_settings({"OTEL_METRICS_EXPORTER": "otlp", **env})
+    assert settings.metrics.otlp_protocol == protocol
+    assert len(settings.problems) == problems, settings.problems

@@ -143,6 +143,29 @@ def test_live_export_reaches_the_prometheus_endpoint(live: tuple[str, list[EvalL
     assert {"gen_ai_client_operation_duration_seconds_bucket", "inspect_tool_calls_total"} <= names
 
 
+@pytest.mark.parametrize("temporality", ["cumulative", "delta"])
+def test_grpc_export_reaches_the_prometheus_endpoint(
+    collector: Collector, tmp_path: Path, temporality: str
+) -> None:
+    """``OTEL_EXPORTER_OTLP_METRICS_PROTOCOL=grpc`` to the collector's OTLP/gRPC port (which an
+    OTLP/HTTP request could not reach): the scrape has the log's totals. The spans' protocol
+    variable says HTTP, to show the metrics' own variable is the one read. With the ``delta``
+    preference the worker passes each line on and the collector's exporter adds them up."""
+    job = f"metrics-grpc-{temporality}-{uuid.uuid4().hex[:8]}"
+    extra = {
+        "OTEL_METRICS_EXPORTER": "otlp",
+        "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL": "grpc",
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": f"http://{collector.otlp_grpc_endpoint}",
+        "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE": temporality,
+        "OTEL_METRIC_EXPORT_INTERVAL": "300",  # several exports per eval: deltas to add up
+        "INSPECT_OTEL_EXPORTERS": "file",
+    }
+    logs = run_eval(tmp_path, job, extra, "-M", "fail_every=4")
+    samples = sum(len(log.samples or []) for log in logs)
+    assert_totals(wait_for(collector, job, "inspect_samples_completed_total", samples), job, logs)
+
+
 def test_metrics_off_exports_nothing(collector: Collector, tmp_path: Path) -> None:
     job = f"metrics-off-{uuid.uuid4().hex[:8]}"
     extra = {

@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from otel_bridge import config, notify
 from otel_bridge.exporters.feed import STOP, SpanFeed
-from otel_bridge.exporters.worker_protocol import REPORTED, Flush, flush_frame, parse_ack
+from otel_bridge.exporters.worker_protocol import REPORTED, Flush, flush_frame, metrics_frame, parse_ack
 from otel_bridge.otlp_json import spans_to_json
 
 #: The most one worker's feed queue holds in the eval's process (estimated from encoded sizes).
@@ -43,9 +43,14 @@ class WorkerSpanProcessor(SpanProcessor):
         max_bytes: int = WORKER_FEED_MAX_BYTES,
         batch: int = 256,
         delay_s: float = 0.05,
+        kept: str | None = None,
     ) -> None:
         self.name = name
         self.names = span_names
+        #: What the user is told keeps what this worker could not deliver, and how to send it.
+        self.kept = kept or (
+            f"the span file keeps its spans — deliver them later with `otel-bridge sync <file> --to {name}`"
+        )
         #: The worker's latest report (spans not delivered or dropped, last error, kept files).
         self.report: dict[str, Any] = {}
         #: The worker's messages for the user, for the closing line (in the order they came).
@@ -103,6 +108,10 @@ class WorkerSpanProcessor(SpanProcessor):
         self.begin_stop()
         self.finish_stop(time.monotonic() + 30.0)
 
+    def send_metrics(self, line: str) -> None:
+        """Queue one metric-file line for the worker's metrics export (a metrics frame, in order)."""
+        self.feed.send(_MetricsLine(line))
+
     def begin_stop(self) -> None:
         """Send what is queued, then end the worker's input: it finishes its runs and exits."""
         if not self._stopping:
@@ -138,13 +147,20 @@ class WorkerSpanProcessor(SpanProcessor):
             parts.append(f"{failed} span(s) not delivered to {self.report.get('endpoint')} ({error})")
         if dropped:
             parts.append(f"{dropped} span(s) dropped (queue full)")
-        if self.killed:
-            parts.append(f"{self.feed.delivered} span(s) sent, not confirmed by the exit deadline")
-        elif self.broken is not None:
-            parts.append(f"its process failed ({self.broken})")
-        elif not self.final and self._finished:
-            parts.append("no final report")
+        why = self.unconfirmed()
+        if why is not None:
+            parts.append(f"{self.feed.delivered} span(s) sent, {why}" if self.killed else why)
         return f"{self.name}: " + ", ".join(parts) if parts else None
+
+    def unconfirmed(self) -> str | None:
+        """Why the worker's final word is missing: stopped at the exit deadline, failed, silent."""
+        if self.killed:
+            return "not confirmed by the exit deadline"
+        if self.broken is not None:
+            return f"its process failed ({self.broken})"
+        if not self.final and self._finished:
+            return "no final report"
+        return None
 
     def said(self) -> str | None:
         """The worker's own messages, for the closing line."""
@@ -162,6 +178,8 @@ class WorkerSpanProcessor(SpanProcessor):
                 self._stdin.close()
         elif isinstance(item, Flush):
             self._send(flush_frame(item))
+        elif isinstance(item, _MetricsLine):
+            self._send(metrics_frame(item.line))
 
     def _send(self, line: str) -> None:
         if self.broken is not None:
@@ -203,9 +221,52 @@ class WorkerSpanProcessor(SpanProcessor):
         self.broken = why
         if not said:  # REPORTED: the worker already said why
             notify.say(
-                f"the {self.name} exporter process failed ({why}); the span file keeps its spans — "
-                f"deliver them later with `otel-bridge sync <file> --to {self.name}`.",
+                f"the {self.name} exporter process failed ({why}); {self.kept}.",
                 key=f"worker-broken:{self.name}",
             )
         with contextlib.suppress(OSError):
             self._stdin.close()
+
+
+class _MetricsLine:
+    """A feed control item: one metric-file line for the worker (never refused, kept in order)."""
+
+    __slots__ = ("line",)
+
+    def __init__(self, line: str) -> None:
+        self.line = line
+
+
+class MetricsWorker:
+    """The eval's end of the metrics frame: OTLP metrics exported by ``worker … metrics``.
+
+    Each metric-file line (the eval's only encoding of a collection) is queued for the worker,
+    which adds the lines up and exports them (``exporters.worker_metrics``); stopped with the
+    span workers against the same exit deadline.
+    """
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        kept = "the metric file keeps them — deliver them later with `otel-bridge sync <span file> --to otlp`"
+        # no spans: its feed thread wakes for the frames themselves, not on a short timer
+        self.worker = WorkerSpanProcessor("metrics", frozenset(), delay_s=1.0, kept=kept)
+
+    def send(self, line: str) -> None:
+        self.worker.send_metrics(line)
+
+    def begin_stop(self) -> None:
+        self.worker.begin_stop()
+
+    def finish_stop(self, deadline: float) -> None:
+        self.worker.finish_stop(deadline)
+
+    def undelivered(self) -> str | None:
+        """What the endpoint has not confirmed (None: all delivered, as far as the worker said)."""
+        w = self.worker
+        report = w.report.get("metrics") or {}
+        failed = int(report.get("failed") or 0)
+        if failed:
+            return f"{failed} metric point(s) not delivered: {report.get('error') or 'export failed'}"
+        if w.broken is not None and not w.killed:
+            return None  # said once when it failed, with where the points are kept
+        return w.unconfirmed()

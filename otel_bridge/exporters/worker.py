@@ -7,8 +7,9 @@ eval's process that time is taken from the eval's event loop. Here it runs besid
 
     python -m otel_bridge.exporters.worker NAME
 
-The frames are ``otel_bridge.exporters.worker_protocol``'s: span batches and flush requests in,
-acknowledgements and notes out (other stdout lines are the SDKs' own output, which the eval's
+The frames are ``otel_bridge.exporters.worker_protocol``'s: span batches, flush requests and
+metrics frames (the ``metrics`` worker: ``exporters.worker_metrics``) in, acknowledgements and
+notes out (other stdout lines are the SDKs' own output, which the eval's
 process passes on; the bridge's own messages are notes, said in the eval's closing line). A
 reader thread takes stdin into an inbox bounded in bytes (``INBOX_MAX_BYTES``) while the main
 thread does the sink's I/O, so a slow backend never backs the pipe up into the eval's process; a
@@ -20,6 +21,7 @@ from the same environment as the eval's.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sys
@@ -29,7 +31,7 @@ from typing import Any, BinaryIO, Protocol
 
 from otel_bridge import notify
 from otel_bridge.config import Settings, load_settings
-from otel_bridge.exporters.worker_protocol import REPORTED, Ack, ack_frame, parse_control
+from otel_bridge.exporters.worker_protocol import REPORTED, Ack, ack_frame, parse_control, parse_metrics
 from otel_bridge.otlp_json import OtlpJsonError, readable_spans
 from otel_bridge.records import records_from_line
 from otel_bridge.sinks.base import DeliveryError, RecordSink
@@ -53,7 +55,7 @@ class Inbox:
     def put(self, line: bytes) -> None:
         with self._ready:
             full = self.bytes + len(line) > self.max_bytes and self._lines
-            if full and parse_control(line) is None:
+            if full and parse_control(line) is None and parse_metrics(line) is None:
                 self.dropped += _span_count(line)
                 return
             self._lines.append(line)
@@ -145,9 +147,57 @@ class _OtlpTarget:
         self.exporter.shutdown()
 
 
+class _MetricsOnly:
+    """The ``metrics`` worker: it takes metrics frames only (``_Metrics``), no spans."""
+
+    def take(self, line: bytes) -> None:
+        return None
+
+    def flush(self, timeout_s: float) -> bool:
+        return True
+
+    def report(self) -> dict[str, Any]:
+        return {}
+
+    def close(self) -> None:
+        return None
+
+
+class _Metrics:
+    """The metrics frames' handler, started by the first frame (``exporters.worker_metrics``)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.target: Any = None
+
+    def take(self, line: bytes) -> None:
+        try:
+            if self.target is None:
+                from otel_bridge.exporters.worker_metrics import MetricsTarget
+
+                self.target = MetricsTarget(self.settings)
+            self.target.take(line)
+        except Exception as exc:  # never fatal: the metric file keeps every point
+            notify.say(
+                f"the metrics exporter failed ({type(exc).__name__}: {exc}); the metric file keeps "
+                "them — deliver them later with `otel-bridge sync <span file> --to otlp`.",
+                key="metrics-failed",
+            )
+
+    def report(self) -> dict[str, Any]:
+        return {"metrics": self.target.report()} if self.target is not None else {}
+
+    def close(self) -> None:
+        if self.target is not None:
+            with contextlib.suppress(Exception):  # reported as undelivered points
+                self.target.close()
+
+
 def _target(name: str, settings: Settings) -> _Target | None:
     if name == "otlp":
         return _OtlpTarget(settings)
+    if name == "metrics":
+        return _MetricsOnly()
     sink = make_record_sink(name, settings)
     return None if sink is None else _RecordTarget(sink)
 
@@ -170,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     notify.relay(lambda message: ack(Ack(None, True, note=message)))
 
     try:
-        target = _target(name, load_settings())
+        settings = load_settings()
+        target = _target(name, settings)
     except Exception as exc:
         notify.say(
             f"the {name} exporter could not start ({type(exc).__name__}: {exc}); spans still go to "
@@ -181,16 +232,20 @@ def main(argv: list[str] | None = None) -> int:
         notify.say(f"the {name} exporter is unknown.")
         return REPORTED
     inbox = Inbox()
+    metrics = _Metrics(settings)
     threading.Thread(target=inbox.read_from, args=(sys.stdin.buffer,), name="stdin", daemon=True).start()
 
     def report() -> dict[str, Any]:
-        return {**target.report(), "dropped": inbox.dropped}
+        return {**target.report(), **metrics.report(), "dropped": inbox.dropped}
 
     while (line := inbox.get()) != _EOF:
         control = parse_control(line)
         if control is not None:
             ok = target.flush(control.timeout_s)
             ack(Ack(control.ident, ok, report=report()))
+            continue
+        if (metric_line := parse_metrics(line)) is not None:
+            metrics.take(metric_line)
             continue
         try:
             target.take(line)
@@ -206,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
             )
     closed = True
     try:
+        metrics.close()
         target.close()
     except Exception as exc:
         closed = False

@@ -83,3 +83,19 @@ def parse_ack(line: str) -> Ack | None:
         report=report if isinstance(report, dict) else {},
         note=note if isinstance(note, str) else None,
     )
+
+
+# --- the metrics frame (parent → worker): one collection of the bridge's metrics ----------------
+# The eval's metric file line (OTLP/JSON ``ExportMetricsServiceRequest``, delta points) after
+# ``METRICS_PREFIX``; the worker rebuilds and exports it (``exporters.worker_metrics``).
+METRICS_PREFIX = "\x1eotel-bridge-metrics "
+_METRICS_BYTES = METRICS_PREFIX.encode()
+
+
+def metrics_frame(line: str) -> str:
+    return METRICS_PREFIX + line
+
+
+def parse_metrics(line: bytes) -> bytes | None:
+    """The OTLP/JSON metrics request a metrics frame carries, or None for any other line."""
+    return line[len(_METRICS_BYTES) :] if line.startswith(_METRICS_BYTES) else None

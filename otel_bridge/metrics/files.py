@@ -87,11 +87,15 @@ class MetricFileExporter(MetricExporter):
     Args:
         span_path: the span file a run key's spans go to (the span-file exporter's own choice,
             so both files share a stem); the metric file is named from it.
+        forward: also given every line (the OTLP export's worker), written to the file or not.
     """
 
-    def __init__(self, span_path: Callable[[str], Path]) -> None:
+    def __init__(
+        self, span_path: Callable[[str], Path], forward: Callable[[str], None] | None = None
+    ) -> None:
         super().__init__(preferred_temporality=temporalities(delta=True))
         self.span_path = span_path
+        self.forward = forward
         self.key = "misc"  # the run the next lines belong to (set when a run starts)
         self.paths: dict[str, Path] = {}
         self.written = 0
@@ -112,6 +116,8 @@ class MetricFileExporter(MetricExporter):
             return MetricExportResult.SUCCESS
         try:
             line = to_json(metrics_data)
+            if self.forward is not None:
+                self.forward(line)  # one encoding for both: the worker adds the deltas up
             with self._lock:
                 path = self.path_for(self.key)
                 path.parent.mkdir(parents=True, exist_ok=True)

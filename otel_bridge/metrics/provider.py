@@ -1,15 +1,14 @@
 """The bridge's own MeterProvider (never the global one), its readers, and the metrics thread.
 
-Readers: the metric file (always, delta), the standard OTLP exporter (``otlp``, cumulative unless
-the temporality preference says delta) and the console (``console``). None of them runs its own
-timer: one daemon thread drains the hook's queue every ``DRAIN_S`` and collects every reader each
-export interval, so a collection never misses what the hook queued before it. Exporting happens
-in this process, on that thread: a collection encodes a few dozen points (not one per model
-call), so it has no need of the spans' worker process.
-
-An unreachable endpoint costs a run's end at most one export timeout (``INSPECT_OTEL_FLUSH_TIMEOUT``,
-capped by the OTLP timeout), then the exporter rests for ``COOLDOWN_S``; cumulative points lose
-nothing by a skipped export, and the metric file keeps every point for ``sync --to otlp``.
+Readers: the metric file (always, delta) and the console (``console``). Neither runs its own
+timer: one daemon thread drains the hook's queue every ``DRAIN_S`` and collects every export
+interval, so a collection never misses what the hook queued before it. OTLP export (``otlp``)
+does not happen in this process: each metric-file line is also handed to ``forward``, which sends
+it as a metrics frame to a worker process (``otel_bridge.exporters.worker_metrics``) that adds the
+lines up and exports them with the standard OTLP exporter. The eval's process pays for the SDK's
+aggregation and one OTLP/JSON line per collection (which the file needs anyway), never for a
+slow endpoint or the exporter's protobuf encoding; what the worker could not deliver is said in
+one line, naming the metric file that keeps it for ``sync --to otlp``.
 """
 
 from __future__ import annotations
@@ -20,15 +19,13 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
 from opentelemetry.sdk.metrics.export import (
     ConsoleMetricExporter,
     MetricExporter,
-    MetricExportResult,
     MetricReader,
-    MetricsData,
     PeriodicExportingMetricReader,
 )
 from opentelemetry.sdk.resources import Resource
@@ -36,101 +33,22 @@ from opentelemetry.sdk.resources import Resource
 from otel_bridge import __version__, notify, spanfiles
 from otel_bridge import conventions as c
 from otel_bridge.config import Settings
-from otel_bridge.metrics.files import MetricFileExporter, temporalities
+from otel_bridge.metrics.files import MetricFileExporter
 from otel_bridge.metrics.recorder import MetricsRecorder
 
 DRAIN_S = 0.5
-COOLDOWN_S = 30.0
-_EXPORTER_LOGGERS = (
-    "opentelemetry.exporter.otlp.proto.http.metric_exporter",
-    "opentelemetry.exporter.otlp.proto.grpc.metric_exporter",
-    "opentelemetry.exporter.otlp.proto.grpc.exporter",
-)
 
 
-class _LastLine(logging.Handler):
-    """Keeps the exporter's last log line for the one message the user gets (instead of a stream)."""
+class Forward(Protocol):
+    """Where OTLP metrics go: the pipeline's metrics worker (``exporters.process.MetricsWorker``)."""
 
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.last: str | None = None
+    endpoint: str
 
-    def emit(self, record: logging.LogRecord) -> None:
-        self.last = record.getMessage()[:300]
+    def send(self, line: str) -> None:
+        """Queue one metric-file line (OTLP/JSON, delta points) for export; never blocks."""
 
-
-_LOG = _LastLine()
-
-
-def _capture_exporter_logs() -> None:
-    """Once, when metrics go to OTLP: the exporters' warnings feed the one line instead of stderr."""
-    for name in _EXPORTER_LOGGERS:
-        logger = logging.getLogger(name)
-        if _LOG not in logger.handlers:
-            logger.addHandler(_LOG)
-            logger.propagate = False
-
-
-def metrics_endpoint(settings: Settings) -> str:
-    """Where the OTLP metrics exporter sends (as the SDK resolves it), for messages and sync."""
-    core = settings.core
-    if settings.metrics.otlp_endpoint:
-        return settings.metrics.otlp_endpoint
-    if core.otlp_protocol == "grpc":
-        return core.otlp_endpoint or "http://localhost:4317"
-    return (core.otlp_endpoint or "http://localhost:4318").rstrip("/") + "/v1/metrics"
-
-
-class Delivery(MetricExporter):
-    """The standard OTLP metrics exporter, counting failures and resting after one."""
-
-    def __init__(self, settings: Settings) -> None:
-        preferred = temporalities(settings.metrics.delta)
-        super().__init__(preferred_temporality=preferred)
-        self.endpoint = metrics_endpoint(settings)
-        self.failed = 0
-        self.delivered = 0
-        self.last_error: str | None = None
-        self._down_until = 0.0
-        _capture_exporter_logs()
-        # at most the run-end flush's own bound: the end of a run waits for one export, no longer
-        timeout = min(settings.core.otlp_timeout_s, settings.core.flush_timeout_s)
-        self.inner: MetricExporter
-        if settings.core.otlp_protocol == "grpc":
-            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as Grpc
-
-            self.inner = Grpc(endpoint=self.endpoint, timeout=timeout, preferred_temporality=preferred)
-        else:
-            from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as Http
-
-            self.inner = Http(endpoint=self.endpoint, timeout=timeout, preferred_temporality=preferred)
-
-    def export(
-        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
-    ) -> MetricExportResult:
-        ok = False
-        if time.monotonic() >= self._down_until:
-            try:
-                ok = (
-                    self.inner.export(metrics_data, timeout_millis=timeout_millis)
-                    == MetricExportResult.SUCCESS
-                )
-            except Exception as exc:  # the exporter should not raise; be sure
-                _LOG.last = f"{type(exc).__name__}: {exc}"
-            if not ok:
-                self.last_error = _LOG.last or "export failed"
-                self._down_until = time.monotonic() + COOLDOWN_S
-        if ok:
-            self.delivered += 1
-            return MetricExportResult.SUCCESS
-        self.failed += 1
-        return MetricExportResult.FAILURE
-
-    def force_flush(self, timeout_millis: float = 10_000) -> bool:
-        return True
-
-    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        self.inner.shutdown()
+    def undelivered(self) -> str | None:
+        """What the endpoint has not confirmed so far (None: everything it was sent)."""
 
 
 def _reader(exporter: MetricExporter) -> PeriodicExportingMetricReader:
@@ -142,18 +60,19 @@ class MetricsPipeline:
     """Provider + readers + the metrics thread for one set of settings."""
 
     def __init__(
-        self, settings: Settings, resource: Resource, span_path: Callable[[str], Path] | None = None
+        self,
+        settings: Settings,
+        resource: Resource,
+        span_path: Callable[[str], Path] | None = None,
+        forward: Forward | None = None,
     ) -> None:
         self.settings = settings
         metrics = settings.metrics
         if span_path is None:  # no span file this run: the name it would have
             span_path = lambda key: spanfiles.path_for(settings.core.span_dir, "", key)  # noqa: E731
-        self.file = MetricFileExporter(span_path)
+        self.otlp = forward
+        self.file = MetricFileExporter(span_path, forward.send if forward is not None else None)
         readers: list[MetricReader] = [_reader(self.file)]
-        self.otlp: Delivery | None = None
-        if "otlp" in metrics.exporters:
-            self.otlp = Delivery(settings)
-            readers.append(_reader(self.otlp))
         if "console" in metrics.exporters:
             readers.append(_reader(ConsoleMetricExporter()))
         self.readers = readers
@@ -166,7 +85,6 @@ class MetricsPipeline:
             exemplar_filter=AlwaysOffExemplarFilter(),
         )
         self.recorder = MetricsRecorder(self.provider.get_meter(c.SCOPE_NAME, __version__))
-        self._reported_failed = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="otel-bridge-metrics", daemon=True)
@@ -208,23 +126,25 @@ class MetricsPipeline:
         self.provider.shutdown(timeout_millis=self.settings.core.otlp_timeout_s * 1000)
 
     def undelivered_message(self) -> str | None:
-        """One line when metric exports failed since the last message, naming where they are kept."""
-        otlp = self.otlp
-        if otlp is None or otlp.failed <= self._reported_failed:
+        """One line when the OTLP export did not deliver everything, naming where it is kept."""
+        why = self.otlp.undelivered() if self.otlp is not None else None
+        if self.otlp is None or why is None:
             return None
-        self._reported_failed = otlp.failed
         kept = ", ".join(str(p) for p in self.file.paths.values()) or "the metric file"
         return (
-            f"metrics were not delivered to the OTLP endpoint {otlp.endpoint} ({otlp.last_error}); "
+            f"metrics were not delivered to the OTLP endpoint {self.otlp.endpoint} ({why}); "
             f"they are kept in {kept} — deliver them later with `otel-bridge sync <span file> --to otlp`."
         )
 
 
 def build(
-    settings: Settings, resource: Resource, span_path: Callable[[str], Path] | None
+    settings: Settings,
+    resource: Resource,
+    span_path: Callable[[str], Path] | None,
+    forward: Forward | None = None,
 ) -> MetricsPipeline | None:
     """The metrics pipeline when metrics are on (``OTEL_METRICS_EXPORTER``), else None."""
-    return MetricsPipeline(settings, resource, span_path) if settings.metrics.enabled else None
+    return MetricsPipeline(settings, resource, span_path, forward) if settings.metrics.enabled else None
 
 
 def say_undelivered(pipeline: MetricsPipeline | None) -> None:
