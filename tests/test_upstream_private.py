@@ -77,3 +77,17 @@ def test_weave_internals_still_there() -> None:
     call = evaluate_call_handle("e/p", "weave:///e/p/op/x:1", "t", "c", datetime.datetime.now())
     roll_up_into(call, {"status_counts": {"success": 3, "error": 1}})
     assert [child.summary for child in call._children] == [{"status_counts": {"success": 3, "error": 1}}]
+
+
+def test_feedback_purge_request_still_there() -> None:
+    """``purge_feedback`` sends the request ``Feedbacks.purge`` sends for one id (an id match),
+    with several ids under ``$or``; the client's server binding must still take it. That the
+    server really removes them is checked end to end in tests/test_import_rescore.py."""
+    import inspect as pyinspect
+
+    from weave.trace.feedback import RefFeedbackQuery
+    from weave.trace_server_bindings.remote_http_trace_server import RemoteHTTPTraceServer
+
+    src = pyinspect.getsource(RefFeedbackQuery.purge)
+    assert "server.feedback_purge" in src and '"$getField": "id"' in src and '"project_id"' in src
+    assert callable(RemoteHTTPTraceServer.feedback_purge)
