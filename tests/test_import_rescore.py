@@ -210,6 +210,19 @@ def test_importing_the_rescored_log_again_changes_nothing(
     assert canonical(weave_server, rescored.project) == rescored.first
 
 
+def test_syncing_the_older_live_span_file_afterwards_changes_nothing(
+    weave_server: WeaveServer, rescored: Rescored
+) -> None:
+    """The live run's span file holds the scores from before `inspect score`: delivering it again
+    (as `otel-bridge sync` after a delivery problem would) must not undo the re-score."""
+    files = sorted((rescored.root / "spans").glob("*.jsonl"))
+    assert files
+    env = _env(weave_server, rescored.project, rescored.root / "sync-wandb")
+    _run([str(BIN / "otel-bridge"), "sync", *map(str, files), "--to", "weave", "--quiet"], env)
+    assert sorted(c["id"] for c in weave_server.calls(rescored.project)) == rescored.first_ids
+    assert canonical(weave_server, rescored.project) == rescored.first
+
+
 def _only_run(root: Path) -> WandbRun:
     runs = load_runs(root)
     assert len(runs) == 1, sorted(runs)

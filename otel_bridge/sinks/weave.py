@@ -52,7 +52,7 @@ from otel_bridge.sinks.weave_calls import (
     weave_objects,
 )
 from otel_bridge.sinks.weave_delivery import Backoff, Ledger
-from otel_bridge.sinks.weave_rescore import Revisions
+from otel_bridge.sinks.weave_rescore import Revisions, row_attributes
 from otel_bridge.translate.weave import (
     CallSpec,
     FinishEvaluation,
@@ -364,7 +364,7 @@ class WeaveSink(Revisions, RecordSink):
             PREDICT_AND_SCORE_OP,
             {"self": h.evaluation, "model": h.model, "example": example},
             start_ns=w.start_ns,
-            attributes=dict(w.attributes),
+            attributes=row_attributes(w),
             display_name=f"{w.sample_id} · epoch {w.epoch}",
         )
         output: dict[str, Any] = {"output": w.output, "scores": {}, "model_latency": w.model_latency}

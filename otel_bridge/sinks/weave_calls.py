@@ -161,11 +161,11 @@ def scores_digest(scores: Any) -> str:
 
 def prediction_rows(
     client: Any, call_id: str, rollup: dict[str, Any]
-) -> tuple[dict[str, str], list[str], bool]:
-    """An evaluation's rows on the server: the ended ones' keys with their scores' digest, ids of
-    half-written ones, and whether its summary call (ended) exists; the ended calls' summaries are
-    added to ``rollup``."""
-    ended: dict[str, str] = {}
+) -> tuple[dict[str, tuple[str, int]], list[str], bool]:
+    """An evaluation's rows on the server: the ended ones' keys with their scores' digest and
+    scoring time (``scored_ns``, 0 if the row has none), ids of half-written ones, and whether its
+    summary call (ended) exists; the ended calls' summaries are added to ``rollup``."""
+    ended: dict[str, tuple[str, int]] = {}
     partial: list[str] = []
     summarized = False
     for child in client.get_calls(
@@ -183,7 +183,9 @@ def prediction_rows(
             partial.append(child.id)
         else:
             output = child.output
-            ended[str(key)] = scores_digest(output.get("scores") if hasattr(output, "get") else None)
+            scored = inspect_attr(child, "scored_ns")
+            digest = scores_digest(output.get("scores") if hasattr(output, "get") else None)
+            ended[str(key)] = (digest, scored if isinstance(scored, int) else 0)
     return ended, partial, summarized
 
 
@@ -220,7 +222,8 @@ class EvalHandle:
     owned: bool = True  # started by this process (its end may go through weave's eager path)
     revision: int = 0  # a re-scored log's evaluation is a new revision (sinks/weave_rescore.py)
     output: Any = None  # the server's evaluate output (metrics), when it had ended
-    digests: dict[str, str] = field(default_factory=dict)  # an ended one's rows: key → scores digest
+    #: an ended one's rows: key → (scores digest, when they were scored)
+    digests: dict[str, tuple[str, int]] = field(default_factory=dict)
     rescore: Any = None  # an ended one being compared with the input (weave_rescore.Compare)
     #: older revisions (call id, trace id), deleted once this one has ended
     replaces: list[tuple[str, str]] = field(default_factory=list)

@@ -12,11 +12,13 @@ SDK writes for each, Inspect's new metrics — and once it has ended the old rev
 row per sample, as live.
 
 Detection reads the server, never this process's memory: adopting an *ended* evaluation loads
-each row's scores digest and the evaluate output. While the input's rows match, they are skipped
-(and spooled to a temporary file, not held in memory, in case a later row differs); the first row
-whose scores differ, or an end whose metrics differ, starts the new revision, which takes the
-spooled rows first. An unchanged log therefore writes nothing, and importing the same re-scored
-log twice adds nothing the second time (the new revision then matches it).
+each row's scores digest and scoring time (``attributes.inspect.scored_ns``, Inspect's score event
+time) and the evaluate output. While the input's rows match, they are skipped (and spooled to a
+temporary file, not held in memory, in case a later row differs); the first row whose scores
+differ, or an end whose metrics differ, starts the new revision, which takes the spooled rows
+first — but only when the input was scored later than the server's rows: syncing the older live
+span file after a re-score changes nothing. An unchanged log therefore writes nothing, and
+importing the same re-scored log twice adds nothing the second time (the new revision matches).
 """
 
 from __future__ import annotations
@@ -73,7 +75,24 @@ class Compare:
     """An ended evaluation being compared, row by row, with the input for the same eval id."""
 
     start: StartEvaluation
+    server_scored_ns: int  # the latest scoring time of the server's rows
     spool: Spool = field(default_factory=Spool)
+    input_scored_ns: int = 0  # the latest scoring time of the input's rows so far
+    older: bool = False  # the input was scored before the server's rows: it changes nothing
+
+    def ignore(self) -> None:
+        self.older = True
+        self.spool.close()
+
+
+def scored_ns(w: LogPrediction) -> int:
+    """When a row was scored: its last scorer's end (Inspect's score event time)."""
+    return max((s.end_ns for s in w.scorer_calls), default=0)
+
+
+def row_attributes(w: LogPrediction) -> dict[str, Any]:
+    """A row's attributes, with the scoring time a later comparison needs (``scored_ns``)."""
+    return {**w.attributes, "inspect": {**dict(w.attributes.get("inspect") or {}), "scored_ns": scored_ns(w)}}
 
 
 def metrics_digest(output: Any) -> str:
@@ -132,7 +151,7 @@ class Revisions:
         older = [(c.id, c.trace_id) for c in found[1:] if revision(c) < handle.revision]
         if handle.ended:
             handle.digests = ended
-            handle.rescore = Compare(w)
+            handle.rescore = Compare(w, max((t for _, t in ended.values()), default=0))
             delete_revisions(client, older)
         else:
             handle.replaces = older
@@ -143,15 +162,26 @@ class Revisions:
         matches or is new, a new revision from the first row whose scores differ."""
         compare: Compare = h.rescore
         held = h.digests.get(w.key)
-        if held is None or held == scores_digest(w.scores):
+        if compare.older:
+            return h
+        compare.input_scored_ns = max(compare.input_scored_ns, scored_ns(w))
+        if held is None or held[0] == scores_digest(w.scores):
             compare.spool.add(w)
+            return h
+        if scored_ns(w) <= held[1]:  # the server's scores are the later ones (an older span file)
+            compare.ignore()
             return h
         return self._supersede(client, h)
 
     def _compare_finish(self, client: Any, h: EvalHandle, w: FinishEvaluation) -> EvalHandle | None:
         """The handle to end with ``w`` when the metrics differ from the server's, else None."""
-        if metrics_digest(w.output) == metrics_digest(h.output):
-            h.rescore.spool.close()
+        compare: Compare = h.rescore
+        if (
+            compare.older
+            or metrics_digest(w.output) == metrics_digest(h.output)
+            or compare.input_scored_ns <= compare.server_scored_ns
+        ):
+            compare.spool.close()
             h.rescore = None
             return None
         return self._supersede(client, h)
