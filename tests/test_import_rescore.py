@@ -11,6 +11,7 @@ re-scored log (``read_eval_log``): every row's scores, the metrics, the scorer l
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections import Counter
@@ -221,6 +222,40 @@ def test_syncing_the_older_live_span_file_afterwards_changes_nothing(
     _run([str(BIN / "otel-bridge"), "sync", *map(str, files), "--to", "weave", "--quiet"], env)
     assert sorted(c["id"] for c in weave_server.calls(rescored.project)) == rescored.first_ids
     assert canonical(weave_server, rescored.project) == rescored.first
+
+
+def test_import_into_the_live_span_file_keeps_it_and_still_rescores_weave(
+    weave_server: WeaveServer, rescored: Rescored
+) -> None:
+    """``--to file,weave`` with the live run's span file in INSPECT_OTEL_DIR: the file (appended
+    to, never rewritten) keeps the old scores and says so; Weave still gets the re-scored run."""
+    spans = rescored.root / "spans"
+    files = sorted(spans.glob("*.jsonl"))
+    before = {p.name: p.read_bytes() for p in spans.iterdir()}
+    project = unique("rescore-file")
+    env = _env(weave_server, project, rescored.root / "file-wandb", INSPECT_OTEL_DIR=str(spans))
+    _run([str(BIN / "otel-bridge"), "sync", *map(str, files), "--to", "weave", "--quiet"], env)
+    assert {e["attributes"]["inspect"].get("revision", 0) for e in weave_server.evaluations(project)} == {0}
+    args = [str(BIN / "otel-bridge"), "import", *map(str, rescored.scored_paths), "--to", "file,weave"]
+    proc = _run([*args, "--quiet"], env)
+    assert {p.name: p.read_bytes() for p in spans.iterdir()} == before
+    assert "hold other scores than the log" in proc.stderr
+    expected = {e["attributes"]["inspect"]["eval_id"]: e for e in weave_server.evaluations(rescored.project)}
+    got = weave_server.evaluations(project)
+    assert len(got) == 2
+    for ev in got:
+        twin = expected[ev["attributes"]["inspect"]["eval_id"]]
+        assert ev["attributes"]["inspect"]["revision"] == 1
+        assert ev["output"] == twin["output"]  # Inspect's re-scored metrics (checked above)
+        rows = [k for k in weave_server.children(project, ev["id"]) if "predict_and_score" in k["op_name"]]
+        twin_rows = [
+            k
+            for k in weave_server.children(rescored.project, twin["id"])
+            if "predict_and_score" in k["op_name"]
+        ]
+        assert sorted(json.dumps(r["output"]["scores"], sort_keys=True) for r in rows) == sorted(
+            json.dumps(r["output"]["scores"], sort_keys=True) for r in twin_rows
+        )
 
 
 def _only_run(root: Path) -> WandbRun:

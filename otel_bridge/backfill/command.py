@@ -120,6 +120,8 @@ def _print_report(report: Any, dry_run: bool, quiet: bool) -> None:
         + (f": {delivered}" if delivered else "")
         + ("; nothing written" if dry_run else "")
     )
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
     for name in report.not_logs:
         print(f"skipped (not an Inspect log): {name}", file=sys.stderr)
     for problem in report.problems:
