@@ -434,4 +434,4 @@ class WeaveSink(Revisions, RecordSink):
         h.ended = True
         self.stats["finished"] += 1
         if h.revision:  # a re-scored revision: the ones it replaces go
-            self._drop_replaced(client, w.eval_id, h)
+            self._drop_replaced(client, w.eval_id, h, w)

@@ -85,6 +85,11 @@ class Compare:
         self.spool.close()
 
 
+def cut_short(w: FinishEvaluation) -> bool:
+    """An end made up because the input stopped before the task's own end arrived."""
+    return bool((w.summary.get("inspect") or {}).get("status") == "incomplete")
+
+
 def scored_ns(w: LogPrediction) -> int:
     """When a row was scored: its last scorer's end (Inspect's score event time)."""
     return max((s.end_ns for s in w.scorer_calls), default=0)
@@ -178,6 +183,7 @@ class Revisions:
         compare: Compare = h.rescore
         if (
             compare.older
+            or cut_short(w)  # the input stopped before its task's end: never a replacement
             or metrics_digest(w.output) == metrics_digest(h.output)
             or compare.input_scored_ns <= compare.server_scored_ns
         ):
@@ -201,9 +207,12 @@ class Revisions:
         compare.spool.close()
         return new
 
-    def _drop_replaced(self, client: Any, eval_id: str, h: EvalHandle) -> None:
+    def _drop_replaced(self, client: Any, eval_id: str, h: EvalHandle, w: FinishEvaluation) -> None:
         """Once a new revision has ended: delete every other evaluate call of its eval id (the
-        one it superseded, and any left by an earlier re-score that stopped half-way)."""
+        one it superseded, and any left by an earlier re-score that stopped half-way) — unless
+        the input was cut short, which must not take a complete evaluation away."""
+        if cut_short(w):
+            return
         stale = {c.id: c.trace_id for c in find_evaluations(client, eval_id) if revision(c) <= h.revision}
         stale.update(dict(h.replaces))
         stale.pop(h.call_id, None)
