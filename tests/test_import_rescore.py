@@ -147,6 +147,10 @@ def test_inspect_score_fires_no_hook_so_the_live_path_writes_nothing(rescored: R
     assert quick_live is not None and quick_scored is not None
     assert {m for s in quick_scored.scores for m in s.metrics} == {"mean"}
     assert {m for s in quick_live.scores for m in s.metrics} != {"mean"}
+    # ... while every row keeps its score: only the end differs (every row goes through the spool)
+    assert {(x.id, x.epoch): x.scores for x in live["arithmetic_quick"].samples or []} == {
+        (x.id, x.epoch): x.scores for x in scored["arithmetic_quick"].samples or []
+    }
 
 
 def test_reimport_shows_the_rescored_evaluation_once(weave_server: WeaveServer, rescored: Rescored) -> None:
