@@ -22,6 +22,9 @@ from typing import Any
 import pytest
 from inspect_ai.log import EvalLog, read_eval_log
 
+from otel_bridge import conventions as c
+from otel_bridge.otlp_json import request_to_json
+from otel_bridge.records import read_span_file, to_request
 from tests.support.bridge import ROOT, subprocess_env
 from tests.support.wandb_log import WandbRun, load_runs, wait_for_run
 from tests.test_weave_sink import canonical, short, unique
@@ -260,6 +263,51 @@ def test_import_into_the_live_span_file_keeps_it_and_still_rescores_weave(
         assert sorted(json.dumps(r["output"]["scores"], sort_keys=True) for r in rows) == sorted(
             json.dumps(r["output"]["scores"], sort_keys=True) for r in twin_rows
         )
+
+
+def test_a_rescored_span_file_cut_short_never_takes_the_complete_evaluation_away(
+    weave_server: WeaveServer, rescored: Rescored
+) -> None:
+    """The re-scored run's span file without its task and run ends (a killed process): the
+    evaluations with the old scores stay complete; a revision it started is ended as failed."""
+    project = unique("rescore-cut")
+    env = _env(weave_server, project, rescored.root / "cut-wandb")
+    sync = [str(BIN / "otel-bridge"), "sync", "--to", "weave", "--quiet"]
+    _run([*sync, *map(str, sorted((rescored.root / "spans").glob("*.jsonl")))], env)
+    old = {e["attributes"]["inspect"]["eval_id"]: e for e in weave_server.evaluations(project)}
+    whole = rescored.root / "cut-whole"
+    _run(
+        [
+            str(BIN / "otel-bridge"),
+            "import",
+            *map(str, rescored.scored_paths),
+            "--dir",
+            str(whole),
+            "--quiet",
+        ],
+        env,
+    )
+    (path,) = whole.glob("*.jsonl")
+    ends = {c.SPAN_TASK, c.SPAN_RUN, c.SPAN_EVAL_SET}
+    kept = [r for r in read_span_file(path) if r.name not in ends]
+    cut = rescored.root / "cut" / path.name
+    cut.parent.mkdir()
+    cut.write_text(request_to_json(to_request(kept)) + "\n")
+    _run([*sync, str(cut)], env)
+    after: dict[str, list[dict[str, Any]]] = {}
+    for ev in weave_server.evaluations(project):
+        after.setdefault(ev["attributes"]["inspect"]["eval_id"], []).append(ev)
+    scored = _by_task(rescored.scored)
+    appended, quick = scored["arithmetic"].eval.eval_id, scored["arithmetic_quick"].eval.eval_id
+    # every row differs (a new scorer): a revision started, ended failed; the complete one stays
+    by_revision = {e["attributes"]["inspect"].get("revision", 0): e for e in after[appended]}
+    assert sorted(by_revision) == [0, 1]
+    assert by_revision[0]["id"] == old[appended]["id"] and by_revision[0]["output"] == old[appended]["output"]
+    assert weave_server.evaluation_status(project, by_revision[0]["id"])["code"] == "complete"
+    assert by_revision[1]["exception"]
+    # rows the same, only the (missing) end would differ: nothing changes
+    assert [e["id"] for e in after[quick]] == [old[quick]["id"]]
+    assert after[quick][0]["output"] == old[quick]["output"]
 
 
 def _only_run(root: Path) -> WandbRun:
