@@ -68,6 +68,7 @@ class RunSummary:
     already: int = 0  # spans the run's span files already held
     paths: list[Path] = field(default_factory=list)  # its span files (the run's, its eval set's)
     rescored: int = 0  # samples its span files hold with other scores (a re-scored log)
+    left_out: int = 0  # spans of a re-scored log's samples the span file holds whole
 
 
 @dataclass
@@ -189,7 +190,9 @@ def import_run(
             return False
         # a sample the file holds whole: a re-scored log's new scorer spans would hang off nothing
         uuid, attempt = span.attrs.get(c.SAMPLE_UUID), span.attrs.get(c.SAMPLE_ATTEMPT)
-        return uuid is None or (c.SPAN_SAMPLE, uuid, attempt) not in existing
+        whole = uuid is not None and (c.SPAN_SAMPLE, uuid, attempt) in existing
+        summary.left_out += whole
+        return not whole
 
     factory = ReplayFactory(
         resource, InstrumentationScope(c.SCOPE_NAME, __version__), sampler, [collect], keep=keep
@@ -226,7 +229,7 @@ def import_run(
         if eval_id in tasks:
             tasks[eval_id].spans = count
     summary.spans = factory.emitted
-    summary.already = factory.skipped
+    summary.already = factory.skipped - summary.left_out
     written = list(exporter.paths.values()) if exporter is not None else []
     summary.paths = sorted(set(written) | set(existing_paths))
     return summary
