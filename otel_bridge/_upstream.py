@@ -9,7 +9,8 @@ loudly (naming the upstream version) when the upstream changes.
   them to a provider the user supplies, the bridge calls that provider's composite processor.
 - weave: an evaluation's rows are parented to its ``Evaluation.evaluate`` call by a ``Call``
   naming it (the client holds no handle for a call another process started), and ending such a
-  call goes through the batch processor's eager path (see ``route_end_of_foreign_call``).
+  call goes through the batch processor's eager path (see ``route_end_of_foreign_call``); the
+  score feedback of a replaced evaluation revision is purged in batches (``purge_feedback``).
 """
 
 from __future__ import annotations
@@ -115,3 +116,20 @@ def add_score_feedback(
 def send_feedback(client: Any, request: dict[str, Any]) -> None:
     """Send a feedback create request (``add_score_feedback``'s) through weave's client queue."""
     client.server.feedback_create(request)
+
+
+def purge_feedback(client: Any, feedback_ids: list[str]) -> None:
+    """Delete these feedback rows in one request.
+
+    weave's public purge (``Call.feedback.purge``) sends one request per feedback id; the server's
+    purge takes an ``$or`` of id matches (the only query it accepts), which this sends.
+    """
+    if not feedback_ids:
+        return
+    matches = [{"$eq": [{"$getField": "id"}, {"$literal": i}]} for i in feedback_ids]
+    client.server.feedback_purge(
+        {
+            "project_id": client.project_id,
+            "query": {"$expr": {"$or": matches} if len(matches) > 1 else matches[0]},
+        }
+    )

@@ -87,3 +87,17 @@ def test_weave_internals_still_there() -> None:
     assert {"project_id", "weave_ref", "feedback_type", "payload", "runnable_ref", "call_ref"} <= create
     assert {"query", "offset", "limit"} <= set(pyinspect.signature(WeaveClient.get_feedback).parameters)
     assert callable(add_score_feedback) and callable(send_feedback)
+
+
+def test_feedback_purge_request_still_there() -> None:
+    """``purge_feedback`` sends the request ``Feedbacks.purge`` sends for one id (an id match),
+    with several ids under ``$or``; the client's server binding must still take it. That the
+    server really removes them is checked end to end in tests/test_import_rescore.py."""
+    import inspect as pyinspect
+
+    from weave.trace.feedback import RefFeedbackQuery
+    from weave.trace_server_bindings.remote_http_trace_server import RemoteHTTPTraceServer
+
+    src = pyinspect.getsource(RefFeedbackQuery.purge)
+    assert "server.feedback_purge" in src and '"$getField": "id"' in src and '"project_id"' in src
+    assert callable(RemoteHTTPTraceServer.feedback_purge)

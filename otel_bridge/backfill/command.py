@@ -17,6 +17,9 @@ log reading accepts (e.g. s3://bucket/logs with Inspect's fsspec extra). Logs ar
 runs by their run id, as live: one span file per run, named as live, in INSPECT_OTEL_DIR (or
 --dir). Importing again, or importing a run that was traced live, adds only the spans the run's
 span file lacks; Weave and W&B rows are keyed on Inspect's ids, so nothing is written twice.
+A log re-scored with `inspect score` (which fires no hooks) replaces the Weave evaluation the
+run already has with a new revision holding the new scores and metrics (docs/weave.md,
+"Re-scoring"); a span file that holds the run keeps its old scores (a note says so).
 Exit status: 0 when everything was imported, 1 when anything could not be read or delivered
 (everything readable is still imported), 2 on bad arguments."""
 
@@ -120,6 +123,8 @@ def _print_report(report: Any, dry_run: bool, quiet: bool) -> None:
         + (f": {delivered}" if delivered else "")
         + ("; nothing written" if dry_run else "")
     )
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
     for name in report.not_logs:
         print(f"skipped (not an Inspect log): {name}", file=sys.stderr)
     for problem in report.problems:

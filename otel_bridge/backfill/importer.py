@@ -67,6 +67,8 @@ class RunSummary:
     spans: int = 0
     already: int = 0  # spans the run's span files already held
     paths: list[Path] = field(default_factory=list)  # its span files (the run's, its eval set's)
+    rescored: int = 0  # samples its span files hold with other scores (a re-scored log)
+    left_out: int = 0  # spans of a re-scored log's samples the span file holds whole
 
 
 @dataclass
@@ -78,6 +80,7 @@ class ImportReport:
     problems: list[str] = field(default_factory=list)
     not_logs: list[str] = field(default_factory=list)
     delivered: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # said to the user, not failures
 
     @property
     def samples(self) -> int:
@@ -130,11 +133,16 @@ class _Collect(SpanProcessor):
         return True
 
 
-def _existing_keys(directory: Path, run: RunLogs) -> tuple[list[Path], set[tuple[Any, ...]]]:
-    """The span files the run's spans go to that exist already, and the spans they hold."""
+def _existing_keys(directory: Path, run: RunLogs) -> tuple[list[Path], dict[tuple[Any, ...], Any]]:
+    """The span files the run's spans go to that exist already, and the spans they hold (each
+    sample span with its scores, to tell a re-scored log)."""
     groups = [run.run_id] + ([f"eval-set-{run.eval_set_id}"] if run.eval_set_id else [])
     paths = [p for p in (spanfiles.path_for(directory, "", g) for g in groups) if p.exists()]
-    keys = {span_key(r.name, r.attributes, r.start_ns, r.span_id) for p in paths for r in read_span_file(p)}
+    keys = {
+        span_key(r.name, r.attributes, r.start_ns, r.span_id): r.attributes.get(c.SAMPLE_SCORES)
+        for p in paths
+        for r in read_span_file(p)
+    }
     return paths, keys
 
 
@@ -175,7 +183,16 @@ def import_run(
         if span.name == c.SPAN_EVAL_SET and traced:
             return False
         span_id = f"{span.span_context.span_id:016x}"
-        return span_key(span.name, span.attrs, span.start_time or 0, span_id) not in existing
+        key = span_key(span.name, span.attrs, span.start_time or 0, span_id)
+        if key in existing:
+            if span.name == c.SPAN_SAMPLE and existing[key] != span.attrs.get(c.SAMPLE_SCORES):
+                summary.rescored += 1
+            return False
+        # a sample the file holds whole: a re-scored log's new scorer spans would hang off nothing
+        uuid, attempt = span.attrs.get(c.SAMPLE_UUID), span.attrs.get(c.SAMPLE_ATTEMPT)
+        whole = uuid is not None and (c.SPAN_SAMPLE, uuid, attempt) in existing
+        summary.left_out += whole
+        return not whole
 
     factory = ReplayFactory(
         resource, InstrumentationScope(c.SCOPE_NAME, __version__), sampler, [collect], keep=keep
@@ -212,10 +229,29 @@ def import_run(
         if eval_id in tasks:
             tasks[eval_id].spans = count
     summary.spans = factory.emitted
-    summary.already = factory.skipped
+    summary.already = factory.skipped - summary.left_out
     written = list(exporter.paths.values()) if exporter is not None else []
     summary.paths = sorted(set(written) | set(existing_paths))
     return summary
+
+
+def _rescored(
+    run: RunLogs, summary: RunSummary, settings: Settings, scratch: Path, deliver: bool, report: ImportReport
+) -> None:
+    """A re-scored log over a span file that holds the run's samples with the old scores.
+
+    A span file is appended to, never rewritten, so it keeps what it has (told once); the other
+    targets get the re-scored run from a fresh span file, so they show the new scores.
+    """
+    where = ", ".join(str(p) for p in summary.paths)
+    report.notes.append(
+        f"run {run.run_id}: {summary.rescored} sample(s) in {where} hold other scores than the log "
+        "(a re-scored log?); the span file keeps them as they are — import with --dir NEW_DIR for "
+        "a span file of the re-scored log"
+    )
+    if deliver:
+        fresh = import_run(run, settings, scratch / run.run_id, True, report.problems)
+        summary.paths = fresh.paths
 
 
 def import_paths(
@@ -248,6 +284,8 @@ def import_paths(
         for run in runs:
             try:
                 summary = import_run(run, settings, out, not dry_run, report.problems, progress)
+                if summary.rescored and to_file:
+                    _rescored(run, summary, settings, Path(scratch), bool(others) and not dry_run, report)
             except Exception as exc:  # one run's failure never stops the others
                 where = ", ".join(t.location for t in run.tasks)
                 report.problems.append(f"{where}: import failed ({type(exc).__name__}: {exc})")

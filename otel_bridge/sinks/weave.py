@@ -11,7 +11,8 @@ this sink meets an eval id it asks the server for an ``Evaluation.evaluate`` cal
 prediction rows; only missing rows are written and an evaluation that already ended is never
 ended again. A prediction row is written child-first and ended last, so an ended row on the
 server is complete; a row that was started but never ended (a killed process) is deleted and
-written again.
+written again. An ended evaluation is compared with the input: a re-scored log (other scores on a
+row, other metrics) becomes a new revision that replaces it (``weave_rescore``).
 
 weave is imported lazily (only when a write is due); no credentials means one message and no
 ``weave.init`` (which would prompt); all waiting at exit is bounded by the flush timeout.
@@ -44,14 +45,14 @@ from otel_bridge.sinks.weave_calls import (
     add_summary,
     bounded,
     drop_orphan_rows,
-    find_evaluation,
-    prediction_rows,
+    find_evaluations,
     record_op,
     ts,
     weave_classes,
     weave_objects,
 )
 from otel_bridge.sinks.weave_delivery import Backoff, Ledger
+from otel_bridge.sinks.weave_rescore import Revisions, row_attributes
 from otel_bridge.translate.weave import (
     CallSpec,
     FinishEvaluation,
@@ -64,7 +65,7 @@ from otel_bridge.translate.weave import (
 from otel_bridge.wandb_env import credentials_problem, run_project_path
 
 
-class WeaveSink(RecordSink):
+class WeaveSink(Revisions, RecordSink):
     """RecordSink writing Inspect evals to W&B Weave (live, behind the receiver, and in sync)."""
 
     name = "weave"
@@ -284,49 +285,30 @@ class WeaveSink(RecordSink):
         if w.eval_id in self._evals:
             return
         evaluation, model = weave_objects(w)
-        found = find_evaluation(client, w.eval_id)
-        if found is not None:
-            self._evals[w.eval_id] = self._adopt(client, found, evaluation, model)
+        found = find_evaluations(client, w.eval_id)
+        if found:  # adopted (an ended one is compared with the input: weave_rescore)
+            self._evals[w.eval_id] = self._adopt(client, found, w, evaluation, model)
             self.stats["adopted"] += 1
             return
+        handle = self._create(client, w, evaluation, model, dict(w.attributes))
+        self._evals[w.eval_id] = handle
+        if w.eval_id in self._rewritten:  # rows of a lost evaluate call: under the new one only
+            drop_orphan_rows(client, w.eval_id, handle.call_id)
+
+    def _create(
+        self, client: Any, w: StartEvaluation, evaluation: Any, model: Any, attributes: Any
+    ) -> EvalHandle:
         started = ts(w.start_ns)
         call = client.create_call(
             self._op(EVALUATE_OP, eager=True),
             inputs={"self": evaluation, "model": model},
-            attributes=dict(w.attributes),
+            attributes=attributes,
             display_name=w.display_name,
             use_stack=False,
             started_at=started,
         )
-        self._evals[w.eval_id] = EvalHandle(
-            call_id=call.id,
-            trace_id=call.trace_id,
-            op_uri=call.op_name,
-            started_at=started,
-            evaluation=evaluation,
-            model=model,
-            ended=False,
-        )
         self.stats["evaluations"] += 1
-        if w.eval_id in self._rewritten:  # rows of a lost evaluate call: under the new one only
-            drop_orphan_rows(client, w.eval_id, call.id)
-
-    def _adopt(self, client: Any, call: Any, evaluation: Any, model: Any) -> EvalHandle:
-        handle = EvalHandle(
-            call_id=call.id,
-            trace_id=call.trace_id,
-            op_uri=call.op_name,
-            started_at=call.started_at,
-            evaluation=evaluation,
-            model=model,
-            ended=call.ended_at is not None,
-            owned=False,
-        )
-        ended, partial, handle.summarized = prediction_rows(client, call.id, handle.rollup)
-        handle.existing.update(ended)
-        if partial:
-            client.delete_calls(partial)
-        return handle
+        return EvalHandle(call.id, call.trace_id, call.op_name, started, evaluation, model, ended=False)
 
     def _proxy(self, client: Any, h: EvalHandle) -> Any:
         """A fresh parent object per row, so the evaluate call holds no live children (memory)."""
@@ -368,6 +350,8 @@ class WeaveSink(RecordSink):
         h = self._evals.get(w.eval_id)
         if h is None:
             return
+        if h.rescore is not None:  # an ended evaluation: a row whose scores differ starts a revision
+            h = self._compare_row(client, h, w)
         if w.key in h.existing:
             self.stats["skipped"] += 1
             return
@@ -380,7 +364,7 @@ class WeaveSink(RecordSink):
             PREDICT_AND_SCORE_OP,
             {"self": h.evaluation, "model": h.model, "example": example},
             start_ns=w.start_ns,
-            attributes=dict(w.attributes),
+            attributes=row_attributes(w),
             display_name=f"{w.sample_id} · epoch {w.epoch}",
         )
         output: dict[str, Any] = {"output": w.output, "scores": {}, "model_latency": w.model_latency}
@@ -424,6 +408,8 @@ class WeaveSink(RecordSink):
 
     def _finish(self, client: Any, w: FinishEvaluation) -> None:
         h = self._evals.get(w.eval_id)
+        if h is not None and h.ended and h.rescore is not None:  # metrics differ: a new revision
+            h = self._compare_finish(client, h, w)
         if h is None or h.ended:
             return
         proxy = self._proxy(client, h)
@@ -448,3 +434,5 @@ class WeaveSink(RecordSink):
         self._end(client, proxy, dict(w.output), w.end_ns, w.error)
         h.ended = True
         self.stats["finished"] += 1
+        if h.revision:  # a re-scored revision: the ones it replaces go
+            self._drop_replaced(client, w.eval_id, h, w)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -118,18 +119,23 @@ def weave_objects(w: StartEvaluation) -> tuple[Any, Any]:
     return evaluation, model
 
 
-def find_evaluation(client: Any, eval_id: str) -> Any:
-    """The evaluate call an earlier process wrote for this eval id, if any."""
+def revision(call: Any) -> int:
+    """Which version of its evaluation an evaluate call is (0: the first; a re-scored log adds one)."""
+    value = inspect_attr(call, "revision")
+    return value if isinstance(value, int) else 0
+
+
+def find_evaluations(client: Any, eval_id: str) -> list[Any]:
+    """The evaluate calls written for this eval id, the one to adopt first: the newest revision,
+    then an ended one, then the oldest."""
     calls = client.get_calls(
         filter={"op_names": [f"weave:///{client.entity}/{client.project}/op/{EVALUATE_OP}:*"]},
         query={"$expr": {"$eq": [{"$getField": "attributes.inspect.eval_id"}, {"$literal": eval_id}]}},
-        columns=["id", "trace_id", "op_name", "started_at", "ended_at", "attributes"],
+        columns=["id", "trace_id", "op_name", "started_at", "ended_at", "attributes", "output"],
     )
     found = [c for c in calls if inspect_attr(c, "eval_id") == eval_id]
-    if not found:
-        return None
-    found.sort(key=lambda c: (c.ended_at is None, str(c.started_at)))
-    return found[0]
+    found.sort(key=lambda c: (-revision(c), c.ended_at is None, str(c.started_at)))
+    return found
 
 
 def add_summary(total: dict[str, Any], summary: Any) -> None:
@@ -148,14 +154,23 @@ def add_summary(total: dict[str, Any], summary: Any) -> None:
             total[key] = total.get(key, 0) + value
 
 
-def prediction_rows(client: Any, call_id: str, rollup: dict[str, Any]) -> tuple[set[str], list[str], bool]:
-    """An evaluation's rows on the server: keys of the ended ones, ids of half-written ones, and
-    whether its summary call (ended) exists; the ended calls' summaries are added to ``rollup``."""
-    ended: set[str] = set()
+def scores_digest(scores: Any) -> str:
+    """A row's ``output.scores`` as one comparable string (the same before and after Weave's JSON)."""
+    return json.dumps(scores, sort_keys=True, default=str)
+
+
+def prediction_rows(
+    client: Any, call_id: str, rollup: dict[str, Any]
+) -> tuple[dict[str, tuple[str, int]], list[str], bool]:
+    """An evaluation's rows on the server: the ended ones' keys with their scores' digest and
+    scoring time (``scored_ns``, 0 if the row has none), ids of half-written ones, and whether its
+    summary call (ended) exists; the ended calls' summaries are added to ``rollup``."""
+    ended: dict[str, tuple[str, int]] = {}
     partial: list[str] = []
     summarized = False
     for child in client.get_calls(
-        filter={"parent_ids": [call_id]}, columns=["id", "op_name", "ended_at", "attributes", "summary"]
+        filter={"parent_ids": [call_id]},
+        columns=["id", "op_name", "ended_at", "attributes", "summary", "output"],
     ):
         if child.ended_at is not None:
             add_summary(rollup, child.summary)
@@ -167,7 +182,10 @@ def prediction_rows(client: Any, call_id: str, rollup: dict[str, Any]) -> tuple[
         if child.ended_at is None:
             partial.append(child.id)
         else:
-            ended.add(str(key))
+            output = child.output
+            scored = inspect_attr(child, "scored_ns")
+            digest = scores_digest(output.get("scores") if hasattr(output, "get") else None)
+            ended[str(key)] = (digest, scored if isinstance(scored, int) else 0)
     return ended, partial, summarized
 
 
@@ -202,6 +220,13 @@ class EvalHandle:
     summarized: bool = False  # its Evaluation.summarize call exists
     rollup: dict[str, Any] = field(default_factory=dict)  # its ended children's summaries, summed
     owned: bool = True  # started by this process (its end may go through weave's eager path)
+    revision: int = 0  # a re-scored log's evaluation is a new revision (sinks/weave_rescore.py)
+    output: Any = None  # the server's evaluate output (metrics), when it had ended
+    #: an ended one's rows: key → (scores digest, when they were scored)
+    digests: dict[str, tuple[str, int]] = field(default_factory=dict)
+    rescore: Any = None  # an ended one being compared with the input (weave_rescore.Compare)
+    #: older revisions (call id, trace id), deleted once this one has ended
+    replaces: list[tuple[str, str]] = field(default_factory=list)
 
 
 def record_op(cache: dict[str, Any], name: str, eager: bool = False) -> Any:
