@@ -115,6 +115,16 @@ def main() -> int:
     )
     parser.add_argument("--live-samples", type=int, default=20_000, help="samples of the live eval")
     parser.add_argument(
+        "--receiver-sizes",
+        default="1000,10000",
+        help="the sizes the receiver rows run at (the senders hold every request in memory)",
+    )
+    parser.add_argument(
+        "--receiver-cpus",
+        default="0",
+        help="CPUs the receiver process is pinned to (comma list; empty: not pinned)",
+    )
+    parser.add_argument(
         "--weave-sizes",
         default="1000,10000",
         help="the sizes `sync --to weave` runs at (the Weave SDK's ~40 ms a sample: 100k is over an hour)",
@@ -125,6 +135,8 @@ def main() -> int:
     sizes = [int(s) for s in args.sizes.split(",")]
     commands = args.commands.split(",")
     weave_sizes = {int(s) for s in args.weave_sizes.split(",")}
+    receiver_sizes = {int(s) for s in args.receiver_sizes.split(",")}
+    cpus = {int(c) for c in args.receiver_cpus.split(",") if c.strip()} or None
     work = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     server = None
     try:
@@ -143,6 +155,8 @@ def main() -> int:
             for command in commands:
                 if command == "live" or (command.endswith("weave") and size not in weave_sizes):
                     continue
+                if command in RECEIVER_SINKS and size not in receiver_sizes:
+                    continue
                 run_root = work / f"{command}-{size}"
                 run_root.mkdir()
                 if command in RECEIVER_SINKS:
@@ -153,7 +167,7 @@ def main() -> int:
                         env["INSPECT_OTEL_WEAVE_PROJECT"] = f"bench/serve-{size}"
                     else:
                         env = wandb_env(run_root)
-                    results[(command, size)], RATES[(command, size)] = ingest(path, run_root, sink, env)
+                    results[(command, size)], RATES[(command, size)] = ingest(path, run_root, sink, env, cpus)
                 elif command == "show":
                     env = dict(os.environ)
                     results[(command, size)] = measure([OTEL_BRIDGE, "show", str(path), "--depth", "1"], env)
@@ -176,7 +190,7 @@ def main() -> int:
                 shutil.rmtree(run_root, ignore_errors=True)
             if not args.keep:
                 path.unlink()
-        print_table(results, sizes, commands, lived)
+        print_table(results, sizes, commands, lived, cpus)
     finally:
         if server is not None:
             server.stop()
@@ -190,7 +204,9 @@ def print_table(
     sizes: list[int],
     commands: list[str],
     lived: dict[str, dict[str, float]] | None,
+    cpus: set[int] | None,
 ) -> None:
+    pinned = f"receiver pinned to CPU {','.join(map(str, sorted(cpus)))}" if cpus else "receiver not pinned"
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
@@ -242,7 +258,7 @@ def print_table(
                 f"{rss / base_rss:.2f}",
                 f"{rates[0]:,.0f}" if rates else "",
                 f"{rates[1]:,.0f}" if rates else "",
-                f"{SENDERS} senders; wall = until all delivered" if rates else "",
+                f"{SENDERS} senders; {pinned}; wall = until all delivered" if rates else "",
             )
             print("| " + " | ".join(cells) + " |")
     if lived is not None:

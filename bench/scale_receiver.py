@@ -59,13 +59,24 @@ def _health(port: int) -> dict[str, object]:
 
 
 def ingest(
-    path: Path, root: Path, sink: str, env: dict[str, str]
+    path: Path, root: Path, sink: str, env: dict[str, str], cpus: set[int] | None = None
 ) -> tuple[tuple[float, float, float, int], tuple[float, float]]:
-    """(wall, CPU, peak RSS MB, exit) of the receiver process, and (ingest, translate) spans/s."""
+    """(wall, CPU, peak RSS MB, exit) of the receiver process, and (ingest, translate) spans/s.
+
+    ``cpus``: the receiver process is pinned to these CPUs (the target is "on one core"; the
+    senders run unpinned in this process).
+    """
     bodies, spans = request_bodies(path)
     argv = [OTEL_BRIDGE, "serve", "--port", "0", "--no-grpc", "--to", sink]
     argv += ["--spool-dir", str(root / "spool"), "--span-dir", str(root / "spans")]
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        argv,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,  # noqa: PLW1509
+    )
     assert proc.stderr is not None
     port, said = 0, []
     for line in proc.stderr:

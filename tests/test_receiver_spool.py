@@ -22,9 +22,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from otel_bridge.otlp_json import request_to_json
 from otel_bridge.receiver import spool as spool_module
 from otel_bridge.receiver.spool import Spool, decode_entry, encode_entry
-from otel_bridge.records import SpanRecord
+from otel_bridge.records import SpanRecord, read_span_file
 from otel_bridge.sinks.base import RecordSink
-from tests.test_receiver import PB, key_of, make_spans, post, receiver, wait_until
+from tests.test_receiver import PB, RecordingSink, key_of, make_spans, post, receiver, wait_until
 
 
 @settings(max_examples=300, deadline=None)
@@ -147,3 +147,20 @@ def test_no_answer_and_no_read_before_the_fsync(tmp_path: Path, monkeypatch: pyt
     assert sorted(returned) == ["first None", "retry []"]
     assert [e.line for e in spool.read(10, 10**6)] == [b"{}"]
     spool.close()
+
+
+def test_an_entry_the_sinks_keep_refusing_is_dead_lettered_as_a_span_file(tmp_path: Path) -> None:
+    """The spool holds protobuf, the dead letter stays OTLP/JSON lines that `sync` reads."""
+    flag = tmp_path / "down"
+    flag.touch()
+    spans = make_spans(traces=2, per_trace=3)
+    sink = RecordingSink(fail_flag=flag)
+    with receiver(tmp_path, [sink], retry_for_s=0.5) as server:
+        assert post(server.http_port, encode_spans(spans).SerializeToString(), PB)[0] == 200
+        assert server.receiver is not None
+        rx = server.receiver
+        wait_until(lambda: rx.dead_lettered == 1, what="the entry dead-lettered")
+    lines = (tmp_path / "spool" / "dead-letter.jsonl").read_bytes().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(b"{")
+    read = list(read_span_file(tmp_path / "spool" / "dead-letter.jsonl"))
+    assert sorted((r.trace_id, r.span_id) for r in read) == sorted(key_of(s) for s in spans)
