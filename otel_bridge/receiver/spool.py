@@ -79,7 +79,8 @@ def _segment_name(seq: int) -> str:
     return f"{SEGMENT_PREFIX}{seq:012d}{SEGMENT_SUFFIX}"
 
 
-def _fsync_dir(path: Path) -> None:
+def _fsync_path(path: Path) -> None:
+    """fsync a file or directory by path (read-only descriptor; Linux syncs it all the same)."""
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
         try:
@@ -120,6 +121,10 @@ class Spool:
         if self.committed.offset > self._sizes[self.committed.segment]:  # a segment was truncated by hand
             self.committed = Position(self.committed.segment, self._sizes[self.committed.segment])
         self._repair_tail()
+        # a killed process may have written lines (and their seen.keys) without fsyncing them yet:
+        # fsync them now, before a retry of those spans is answered from the dedup window
+        for seq in self._sizes:
+            _fsync_path(directory / _segment_name(seq))
         self._writer: IO[bytes] = open(self.directory / _segment_name(self._current), "ab")  # noqa: SIM115
         self._retired: list[IO[bytes]] = []  # rotated-out writers the next group commit fsyncs, closes
         self._sync_lock = threading.Lock()  # one fsync at a time; taken before ``_lock``, never inside
@@ -324,7 +329,7 @@ class Spool:
         self._current += 1
         self._sizes[self._current] = 0
         self._writer = open(self.directory / _segment_name(self._current), "ab")  # noqa: SIM115
-        _fsync_dir(self.directory)
+        _fsync_path(self.directory)
 
     # -- reading ---------------------------------------------------------------------------------
     def wait(self, timeout: float) -> None:
@@ -419,7 +424,7 @@ class Spool:
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self.directory / "offset.json")
-            _fsync_dir(self.directory)
+            _fsync_path(self.directory)
             self.committed = position
             for seq in [s for s in self._sizes if s < position.segment]:
                 del self._sizes[seq]
