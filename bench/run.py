@@ -180,6 +180,9 @@ def _run(
         names = [span.name for p in files for span in read_span_file(p)]
         result["spans"] = len(names)
         result["model_calls"] = sum(1 for name in names if name.startswith("chat "))
+        # what the closing line says was lost on the way (queue full, not delivered)
+        lost = re.findall(r"(\d+) span\(s\) (?:dropped|not delivered)", proc.stderr)
+        result["said_dropped"] = sum(int(n) for n in lost)
     return result
 
 

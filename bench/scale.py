@@ -6,9 +6,12 @@ Records a real eval's span file (examples/bridge_demo.py@arithmetic on the two o
 3 samples × 2 epochs: 12 sample traces, 173 spans), clones its sample traces into files of each
 size (bench/scale_spans.py: fresh ids, counts scaled), then runs, one at a time in fresh
 processes: `otel-bridge show FILE --depth 1`, `otel-bridge sync FILE --to wandb` (offline W&B)
-and `otel-bridge sync FILE --to weave` (the local Weave test server, tests/weave_server), and
-feeds the file's export requests to `otel-bridge serve --to file` over OTLP/HTTP (spans/s
-accepted: decoded, spooled, fsynced, acknowledged). Each row: wall time, time per sample, CPU
+and `otel-bridge sync FILE --to weave` (the local Weave test server, tests/weave_server); feeds
+the file's export requests to `otel-bridge serve --to file|wandb|weave` over OTLP/HTTP from
+four concurrent senders (bench/scale_receiver.py: "ingest spans/s" = accepted — decoded,
+spooled, fsynced, acknowledged; "translate spans/s" = delivered by the sink worker); and runs a
+real eval of `--live-samples` samples bridge off and on with the default sinks (wall on/off,
+spans dropped). Each row: wall time, time per sample, CPU
 and peak RSS of the command's own process (from wait4's rusage: the W&B SDK's wandb-core
 service and the Weave server are separate processes, not counted).
 The last two columns compare with the smallest size ("per sample ×": time per sample, "RSS
@@ -31,6 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.scale_receiver import SENDERS, ingest, live  # noqa: E402
 from bench.scale_spans import scale  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -81,73 +85,8 @@ def measure(args: list[str], env: dict[str, str]) -> tuple[float, float, float, 
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, proc.returncode
 
 
-RATES: dict[int, float] = {}  # receiver: spans/s accepted, by the number of requests sent
-
-
-def ingest(path: Path, root: Path) -> tuple[float, float, float, int]:
-    """The receiver (`otel-bridge serve --to file`) fed a span file's requests over OTLP/HTTP.
-
-    Each line (an export batch of 512 spans) is one protobuf POST, sent by two client threads
-    over keep-alive connections; spans/s counts from the first request to the last answer. The
-    receiver spools and fsyncs before it answers, so this is what a collector sees.
-    """
-    import http.client
-    import re
-    import threading
-
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
-    from otel_bridge.otlp_json import json_to_request
-
-    bodies = [json_to_request(line).SerializeToString() for line in path.read_bytes().splitlines() if line]
-    spans = 0
-    for body in bodies:
-        request = ExportTraceServiceRequest.FromString(body)
-        spans += sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("INSPECT_OTEL_", "WANDB_", "WEAVE_"))}
-    argv = [OTEL_BRIDGE, "serve", "--port", "0", "--no-grpc", "--to", "file"]
-    argv += ["--spool-dir", str(root / "spool"), "--span-dir", str(root / "spans")]
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    assert proc.stderr is not None
-    port = 0
-    for line in proc.stderr:
-        if m := re.search(r"listening http=127\.0\.0\.1:(\d+)", line):
-            port = int(m.group(1))
-            break
-    threading.Thread(target=lambda: [None for _ in proc.stderr or ()], daemon=True).start()
-    failures: list[int] = []
-
-    def send(part: list[bytes]) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-        for body in part:
-            for _ in range(600):  # 503 while the spool's backlog is over its limit: back off, retry
-                conn.request("POST", "/v1/traces", body, {"Content-Type": "application/x-protobuf"})
-                response = conn.getresponse()
-                response.read()
-                if response.status != 503:
-                    break
-                time.sleep(0.05)
-            if response.status != 200:
-                failures.append(response.status)
-        conn.close()
-
-    started = time.monotonic()
-    threads = [threading.Thread(target=send, args=(bodies[i::2],)) for i in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.monotonic() - started
-    proc.send_signal(2)
-    _, status, usage = os.wait4(proc.pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    if failures:
-        print(
-            f"  receiver: {len(failures)} request(s) not accepted: {sorted(set(failures))}", file=sys.stderr
-        )
-        code = code or 1
-    RATES[-1] = spans / wall
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, code
+RATES: dict[tuple[str, int], tuple[float, float]] = {}  # receiver rows: (ingest, translate) spans/s
+RECEIVER_SINKS = {"receiver": "file", "receiver-wandb": "wandb", "receiver-weave": "weave"}
 
 
 def wandb_env(root: Path) -> dict[str, str]:
@@ -169,7 +108,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="show / sync at scale")
     parser.add_argument("--sizes", default="1000,10000,100000", help="samples per file, comma list")
     parser.add_argument(
-        "--commands", default="show,wandb,weave,receiver", help="comma list of show, wandb, weave, receiver"
+        "--commands",
+        default="show,wandb,weave,receiver,receiver-wandb,receiver-weave,live",
+        help="comma list of show, wandb, weave, receiver (serve --to file), receiver-wandb, "
+        "receiver-weave, live (a real eval, bridge off and on)",
+    )
+    parser.add_argument("--live-samples", type=int, default=20_000, help="samples of the live eval")
+    parser.add_argument(
+        "--receiver-sizes",
+        default="1000,10000",
+        help="the sizes the receiver rows run at (the senders hold every request in memory)",
+    )
+    parser.add_argument(
+        "--receiver-cpus",
+        default="0",
+        help="CPUs the receiver process is pinned to (comma list; empty: not pinned)",
     )
     parser.add_argument(
         "--weave-sizes",
@@ -182,11 +135,14 @@ def main() -> int:
     sizes = [int(s) for s in args.sizes.split(",")]
     commands = args.commands.split(",")
     weave_sizes = {int(s) for s in args.weave_sizes.split(",")}
+    receiver_sizes = {int(s) for s in args.receiver_sizes.split(",")}
+    cpus = {int(c) for c in args.receiver_cpus.split(",") if c.strip()} or None
     work = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     server = None
     try:
         source = args.source or record(work / "source")
-        if "weave" in commands:
+        lived = live(args.live_samples, work / "live") if "live" in commands else None
+        if "weave" in commands or "receiver-weave" in commands:
             from tests.weave_server.harness import WeaveServer
 
             server = WeaveServer().start()
@@ -197,13 +153,21 @@ def main() -> int:
             mb = path.stat().st_size / 1e6
             print(f"{size} samples: {mb:.0f} MB", file=sys.stderr, flush=True)
             for command in commands:
-                if command == "weave" and size not in weave_sizes:
+                if command == "live" or (command.endswith("weave") and size not in weave_sizes):
+                    continue
+                if command in RECEIVER_SINKS and size not in receiver_sizes:
                     continue
                 run_root = work / f"{command}-{size}"
                 run_root.mkdir()
-                if command == "receiver":
-                    results[(command, size)] = ingest(path, run_root)
-                    RATES[size] = RATES.pop(-1)
+                if command in RECEIVER_SINKS:
+                    sink = RECEIVER_SINKS[command]
+                    if sink == "weave":
+                        assert server is not None
+                        env = server.env("bench", f"serve-{size}")
+                        env["INSPECT_OTEL_WEAVE_PROJECT"] = f"bench/serve-{size}"
+                    else:
+                        env = wandb_env(run_root)
+                    results[(command, size)], RATES[(command, size)] = ingest(path, run_root, sink, env, cpus)
                 elif command == "show":
                     env = dict(os.environ)
                     results[(command, size)] = measure([OTEL_BRIDGE, "show", str(path), "--depth", "1"], env)
@@ -226,7 +190,7 @@ def main() -> int:
                 shutil.rmtree(run_root, ignore_errors=True)
             if not args.keep:
                 path.unlink()
-        print_table(results, sizes, commands)
+        print_table(results, sizes, commands, lived, cpus)
     finally:
         if server is not None:
             server.stop()
@@ -236,9 +200,18 @@ def main() -> int:
 
 
 def print_table(
-    results: dict[tuple[str, int], tuple[float, float, float, int]], sizes: list[int], commands: list[str]
+    results: dict[tuple[str, int], tuple[float, float, float, int]],
+    sizes: list[int],
+    commands: list[str],
+    lived: dict[str, dict[str, float]] | None,
+    cpus: set[int] | None,
 ) -> None:
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    pinned = f"receiver pinned to CPU {','.join(map(str, sorted(cpus)))}" if cpus else "receiver not pinned"
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
+        f"load average at the end {load}"
+    )
     head = (
         "command",
         "samples",
@@ -249,7 +222,9 @@ def print_table(
         "exit",
         "per sample ×",
         "RSS ×",
-        "spans/s",
+        "ingest spans/s",
+        "translate spans/s",
+        "notes",
     )
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
@@ -257,7 +232,9 @@ def print_table(
         "show": "show --depth 1",
         "wandb": "sync --to wandb (offline)",
         "weave": "sync --to weave (local)",
-        "receiver": "serve --to file: ingest",
+        "receiver": "serve --to file",
+        "receiver-wandb": "serve --to wandb (offline)",
+        "receiver-weave": "serve --to weave (local)",
     }
     for command in commands:
         done = [size for size in sizes if (command, size) in results]
@@ -268,6 +245,7 @@ def print_table(
             wall, cpu, rss, code = results[(command, size)]
             per = wall / size
             ratio = per / (base_wall / done[0])
+            rates = RATES.get((command, size))
             cells = (
                 label[command],
                 f"{size:,}",
@@ -278,7 +256,34 @@ def print_table(
                 str(code),
                 f"{ratio:.2f}",
                 f"{rss / base_rss:.2f}",
-                f"{RATES[size]:,.0f}" if command == "receiver" else "",
+                f"{rates[0]:,.0f}" if rates else "",
+                f"{rates[1]:,.0f}" if rates else "",
+                f"{SENDERS} senders; {pinned}; wall = until all delivered" if rates else "",
+            )
+            print("| " + " | ".join(cells) + " |")
+    if lived is not None:
+        off, on = lived["off"], lived["on"]
+        for name, row in (("live eval, bridge off", off), ("live eval, default sinks", on)):
+            n = int(row["samples"])
+            notes = ""
+            if row is on:
+                notes = (
+                    f"wall on/off {on['ratio']:.2f}; spans {on['spans']:,.0f} of {on['expected']:,.0f} "
+                    f"expected; dropped {on['dropped']:.0f}"
+                )
+            cells = (
+                name,
+                f"{n:,}",
+                f"{row['wall']:.1f} s",
+                f"{row['wall'] / n * 1e3:.2f} ms",
+                f"{row['cpu']:.1f} s",
+                f"{row['rss_mb']:.0f} MB",
+                "0",
+                "",
+                "",
+                "",
+                "",
+                notes,
             )
             print("| " + " | ".join(cells) + " |")
 

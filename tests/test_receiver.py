@@ -42,7 +42,7 @@ from otel_bridge import conventions as c
 from otel_bridge.config import Settings
 from otel_bridge.otlp_json import json_to_request, request_to_json
 from otel_bridge.receiver import ReceiverConfigError, ReceiverOptions, ReceiverServer
-from otel_bridge.receiver.spool import Spool, SpoolInUse
+from otel_bridge.receiver.spool import Spool, SpoolInUse, decode_entry
 from otel_bridge.records import SpanRecord, from_request, read_span_file
 from otel_bridge.sinks.base import RecordSink
 from otel_bridge.sinks.file import FileRecordSink
@@ -310,7 +310,8 @@ def test_a_retried_request_is_spooled_and_fed_once_even_concurrently(tmp_path: P
         ln for p in (tmp_path / "spool").glob("spool-*.jsonl") for ln in p.read_bytes().splitlines() if ln
     ]
     assert len(lines) == 1
-    assert len(from_request(json_to_request(lines[0]))) == 10
+    spooled = trace_service_pb2.ExportTraceServiceRequest.FromString(decode_entry(lines[0]) or b"")
+    assert len(from_request(spooled)) == 10
     assert sum(sink.counts().values()) == 10
 
 

@@ -1,7 +1,8 @@
 """What both transports share: auth, validation, the spool-before-ack rule and the sink worker.
 
-A request is answered 200 only after its new spans are fsynced into the spool; a worker thread then
-feeds spool entries to the sinks, flushes them and only then advances the committed offset. So a
+A request is answered 200 only after its new spans are fsynced into the spool (as the protobuf
+bytes received, concurrent requests sharing one fsync); a worker thread then decodes them and
+feeds them to the sinks, flushes them and only then advances the committed offset. So a
 crash at any point either replays an entry (sinks are idempotent) or the client never got its 200
 (and retries). Spans already spooled (a collector retry) are dropped before spooling, so a retried
 request is never fed twice by one receiver.
@@ -31,7 +32,7 @@ from otel_bridge.receiver.requests import (
     subset,
     summarise,
 )
-from otel_bridge.receiver.spool import Entry, Position, Spool, SpoolFull
+from otel_bridge.receiver.spool import Entry, Position, Spool, SpoolFull, decode_entry, encode_entry
 from otel_bridge.records import SpanRecord, from_request, records_from_line
 from otel_bridge.sinks.base import RecordSink
 
@@ -61,6 +62,8 @@ class Receiver:
         self._ended_set: set[str] = set()
         self._last_stale_check = 0.0
         self._worker = threading.Thread(target=self._run, name="otel-bridge-receiver", daemon=True)
+        # records are built on the accept path only for sinks that look at them there
+        self._validators = [s for s in self.sinks if type(s).validate is not RecordSink.validate]
 
     # -- requests (any thread) -------------------------------------------------------------------
     def authorized(self, header: str | None) -> bool:
@@ -72,27 +75,37 @@ class Receiver:
         ok = hmac.compare_digest(given.strip().encode(), token.encode())
         return ok and scheme.lower() == "bearer"
 
-    def accept(self, request: ExportTraceServiceRequest) -> Outcome:
-        """Validate, drop spans already spooled, fsync the rest into the spool; then it may be acked."""
+    def accept(self, request: ExportTraceServiceRequest, body: bytes | None = None) -> Outcome:
+        """Validate, drop spans already spooled, fsync the rest into the spool; then it may be acked.
+
+        ``body``: the protobuf bytes ``request`` was parsed from; spooled as they are when every
+        span is valid and new (no re-encoding on the accept path).
+        """
         with self._inflight_lock:
             if self._closing:
                 raise Unavailable("the receiver is shutting down; retry shortly")
             self._inflight += 1
         try:
-            return self._accept(request)
+            return self._accept(request, body)
         finally:
             with self._inflight_lock:
                 self._inflight -= 1
                 self._inflight_lock.notify_all()
 
-    def _accept(self, request: ExportTraceServiceRequest) -> Outcome:
+    def _accept(self, request: ExportTraceServiceRequest, body: bytes | None) -> Outcome:
+        """Only what the id rules and de-duplication need is looked at here (two byte fields a span).
+
+        Spans are decoded into records on the worker's side (``_decode``), so a request costs a
+        protobuf parse, one id loop and one fsync shared with concurrent requests.
+        """
         reasons: list[str] = []
-        rejected = 0
+        rejected = total = 0
         valid: set[bytes] = set()
         order: list[bytes] = []
         for rs in request.resource_spans:
             for ss in rs.scope_spans:
                 for span in ss.spans:
+                    total += 1
                     problem = span_problem(span)
                     if problem is not None:
                         rejected += 1
@@ -104,22 +117,26 @@ class Receiver:
                         order.append(key)
         if not order:
             return Outcome(rejected_spans=rejected, error_message=self._message(rejected, reasons))
-        candidate = subset(request, valid)
-        try:
-            records = from_request(candidate)
-            whole_line = request_to_json(candidate).encode()
-        except RecursionError as exc:
-            raise BadRequest("attribute values are nested too deeply") from exc
-        rejected += self._sink_rejections(records, reasons)
+        # the bytes received are spooled as they are when nothing is cut (a pass that rewrites
+        # spans here must drop ``body``; records for the sinks are built in ``_decode``)
+        whole = body is not None and len(order) == total  # nothing rejected, no span twice
+        candidate = request if whole else subset(request, valid)
+        if self._validators:
+            try:
+                rejected += self._sink_rejections(from_request(candidate), reasons)
+            except RecursionError as exc:
+                raise BadRequest("attribute values are nested too deeply") from exc
         fresh = [k for k in order if not self.spool.seen(k)]
         duplicates = len(order) - len(fresh)
+        if not fresh:
+            self.spool.sync_all()  # the copy another request spooled is fsynced before this 200
         while fresh:
-            if len(fresh) == len(order):
-                line = whole_line
+            if len(fresh) < len(order):
+                encoded = subset(candidate, set(fresh)).SerializeToString()
             else:
-                line = request_to_json(subset(candidate, set(fresh))).encode()
+                encoded = body if whole and body is not None else candidate.SerializeToString()
             try:
-                raced = self.spool.append(line, fresh)
+                raced = self.spool.append(encode_entry(encoded), fresh)
             except SpoolFull as exc:
                 raise Unavailable(str(exc)) from exc
             if raced is None:
@@ -146,7 +163,7 @@ class Receiver:
         in partial_success so the sender learns about them without retrying.
         """
         bad: set[tuple[str, str]] = set()
-        for sink in self.sinks:
+        for sink in self._validators:
             try:
                 found = sink.validate(records) or {}
             except Exception as exc:
@@ -167,7 +184,7 @@ class Receiver:
         for entry in self.spool.iter_unread():
             pending += 1
             try:
-                request = json_to_request(entry.line)
+                request = _request(entry.line)
             except Exception:
                 continue
             self.spool.remember_pending(
@@ -278,7 +295,7 @@ class Receiver:
 
     def _deliver(self, entry: Entry) -> bool:
         try:
-            records = records_from_line(entry.line)  # straight to records: 8× faster than protobuf
+            records = self._decode(entry.line)
         except Exception as exc:
             path = self.spool.dead_letter(entry.line)
             self.dead_lettered += 1
@@ -306,7 +323,7 @@ class Receiver:
             if self._abort.is_set():
                 return False
             if time.monotonic() >= deadline:
-                path = self.spool.dead_letter(entry.line)
+                path = self.spool.dead_letter(_span_file_line(entry.line))
                 self.dead_lettered += 1
                 notify.say(
                     f"the {sink.name} sink kept failing ({why}); {len(records)} span(s) were moved to "
@@ -322,6 +339,14 @@ class Receiver:
             delay = min(delay * 2, 30.0)
         self.delivered_spans += len(records)
         return True
+
+    @staticmethod
+    def _decode(line: bytes) -> list[SpanRecord]:
+        """A spool entry's spans as records: the one place the worker decodes a batch."""
+        encoded = decode_entry(line)
+        if encoded is None:  # OTLP/JSON (a spool of an older version): straight to records
+            return records_from_line(line)
+        return from_request(ExportTraceServiceRequest.FromString(encoded))
 
     def _flush_and_commit(self, position: Position) -> None:
         """Advance the durable offset only once every sink says its writes are done."""
@@ -394,6 +419,16 @@ class Receiver:
         self.finalized_tasks.extend(stale)
         if self._uncommitted is None:
             self._flush_and_commit(self.spool.committed)
+
+
+def _request(line: bytes) -> ExportTraceServiceRequest:
+    encoded = decode_entry(line)
+    return json_to_request(line) if encoded is None else ExportTraceServiceRequest.FromString(encoded)
+
+
+def _span_file_line(line: bytes) -> bytes:
+    """A spool entry as a span-file line (OTLP/JSON) for the dead letter, which ``sync`` reads."""
+    return line if decode_entry(line) is None else request_to_json(_request(line)).encode()
 
 
 def health_json(receiver: Receiver) -> tuple[bool, bytes]:

@@ -30,7 +30,7 @@ def _export(receiver: Receiver, body: bytes, context: grpc.ServicerContext) -> E
     except BadRequest as exc:
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
     try:
-        outcome = receiver.accept(request)
+        outcome = receiver.accept(request, body)
     except BadRequest as exc:
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
     except Unavailable as exc:

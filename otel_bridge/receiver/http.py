@@ -301,7 +301,7 @@ class _OtlpHandler(BaseHTTPRequestHandler):
             self._fail(400, code_pb2.INVALID_ARGUMENT, str(exc))
             return
         try:
-            outcome = self.receiver.accept(request)
+            outcome = self.receiver.accept(request, None if as_json else body)
         except BadRequest as exc:
             self._fail(400, code_pb2.INVALID_ARGUMENT, str(exc))
             return

@@ -2,9 +2,11 @@
 
 Layout of a spool directory (one receiver process owns it, enforced with a lock file):
 
-- ``spool-<seq>.jsonl``: segments of OTLP/JSON lines, one ``ExportTraceServiceRequest`` per line
-  (the span-file format of ``otel_bridge.otlp_json``, so ``otel-bridge sync`` can read them).
-  A line is fsynced before the client gets its 200.
+- ``spool-<seq>.jsonl``: segments of lines, one ``ExportTraceServiceRequest`` per line: the request's
+  protobuf bytes behind a record separator with newlines escaped (``encode_entry``: no per-span
+  work on the accept path; strings stay verbatim), or an OTLP/JSON line (spools of older
+  versions, still replayed). A line is fsynced before the client gets its 200; concurrent
+  appends share one fsync (group commit), and the reader sees only fsynced lines.
 - ``offset.json``: ``{"segment": n, "offset": bytes}``, how far the sinks have consumed *and flushed*.
   Written atomically; everything after it is replayed on start.
 - ``seen.keys``: 24-byte (trace_id + span_id) records of spooled spans, the receiver's dedup window
@@ -28,6 +30,27 @@ from typing import IO
 SEGMENT_PREFIX = "spool-"
 SEGMENT_SUFFIX = ".jsonl"
 KEY_BYTES = 24  # 16-byte trace id + 8-byte span id
+ENTRY_MARK = b"\x1e"  # starts a protobuf entry; an OTLP/JSON line starts with "{"
+
+
+def encode_entry(protobuf: bytes) -> bytes:
+    """A serialized request as one spool line: NUL → NUL 1, LF → NUL 2, CR → NUL 3 (C-speed passes).
+
+    CR is escaped too so that any line splitter (``bytes.splitlines`` included) sees one line.
+    """
+    escaped = protobuf.replace(b"\0", b"\0\1").replace(b"\n", b"\0\2").replace(b"\r", b"\0\3")
+    return ENTRY_MARK + escaped
+
+
+def decode_entry(line: bytes) -> bytes | None:
+    """The protobuf bytes of an ``encode_entry`` line; None for an OTLP/JSON line.
+
+    Every NUL of an encoded line starts a two-byte token, so replacing the LF and CR tokens first
+    cannot match across tokens, and what remains are exactly the NUL tokens.
+    """
+    if not line.startswith(ENTRY_MARK):
+        return None
+    return line[1:].replace(b"\0\3", b"\r").replace(b"\0\2", b"\n").replace(b"\0\1", b"\0")
 
 
 class SpoolInUse(RuntimeError):
@@ -56,7 +79,8 @@ def _segment_name(seq: int) -> str:
     return f"{SEGMENT_PREFIX}{seq:012d}{SEGMENT_SUFFIX}"
 
 
-def _fsync_dir(path: Path) -> None:
+def _fsync_path(path: Path) -> None:
+    """fsync a file or directory by path (read-only descriptor; Linux syncs it all the same)."""
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
         try:
@@ -97,7 +121,16 @@ class Spool:
         if self.committed.offset > self._sizes[self.committed.segment]:  # a segment was truncated by hand
             self.committed = Position(self.committed.segment, self._sizes[self.committed.segment])
         self._repair_tail()
+        # a killed process may have written lines (and their seen.keys) without fsyncing them yet:
+        # fsync them now, before a retry of those spans is answered from the dedup window
+        for seq in self._sizes:
+            _fsync_path(directory / _segment_name(seq))
         self._writer: IO[bytes] = open(self.directory / _segment_name(self._current), "ab")  # noqa: SIM115
+        self._retired: list[IO[bytes]] = []  # rotated-out writers the next group commit fsyncs, closes
+        self._sync_lock = threading.Lock()  # one fsync at a time; taken before ``_lock``, never inside
+        self._written = 0  # bytes appended by this process (all segments)
+        self._synced = 0  # of those, fsynced
+        self._durable = Position(self._current, self._sizes[self._current])  # the reader's limit
         self.cursor = self.committed
         self._seen: set[bytes] = set()
         self._seen_order: deque[bytes] = deque()
@@ -127,7 +160,10 @@ class Spool:
         return fh
 
     def close(self) -> None:
-        with self._lock:
+        with self._sync_lock, self._lock:
+            for fh in self._retired:
+                fh.close()
+            self._retired = []
             self._writer.close()
             self._keys_fh.close()
             self._lock_fh.close()
@@ -223,45 +259,77 @@ class Spool:
         return total
 
     def append(self, line: bytes, keys: list[bytes]) -> list[bytes] | None:
-        """Durably append ``line`` (fsynced) unless some of its span keys were spooled meanwhile.
+        """Durably append ``line`` (fsynced on return) unless some of its span keys were spooled meanwhile.
 
         The check runs under the lock because a concurrent retry of the same request may have won;
-        then nothing is written and the keys still new are returned for the caller to re-filter.
+        then nothing is written and the keys still new are returned for the caller to re-filter —
+        after the winner's line is fsynced too, so no 200 for those spans precedes their fsync.
+        Appends racing each other share one fsync (group commit).
         """
         with self._lock:
             fresh = [k for k in keys if k not in self._seen]
             if len(fresh) != len(keys):
-                return fresh
-            if self._pending_locked() + len(line) + 1 > self.max_pending_bytes:
-                raise SpoolFull(
-                    f"{self._pending_locked()} bytes are waiting for the sinks "
-                    f"(limit {self.max_pending_bytes}); retry later"
-                )
-            if self._sizes[self._current] >= self.segment_bytes:
-                self._rotate_locked()
-            self._writer.write(line + b"\n")
-            self._writer.flush()
-            os.fsync(self._writer.fileno())
-            self._sizes[self._current] += len(line) + 1
-            self._remember(keys)
-            if self.dedup_keys:
-                self._keys_fh.write(b"".join(keys))
-                self._keys_fh.flush()
-                self._keys_written += len(keys)
-                if self._keys_written > 2 * self.dedup_keys:
-                    self._keys_fh.close()
-                    self._compact_keys()
-                    self._keys_fh = open(self._keys_path, "ab")  # noqa: SIM115
-                    self._keys_written = len(self._seen_order)
-            self._changed.notify_all()
-            return None
+                mark = self._written
+            else:
+                self._write_locked(line, keys)
+                mark = self._written
+        self.sync(mark)
+        return fresh if len(fresh) != len(keys) else None
+
+    def _write_locked(self, line: bytes, keys: list[bytes]) -> None:
+        if self._pending_locked() + len(line) + 1 > self.max_pending_bytes:
+            raise SpoolFull(
+                f"{self._pending_locked()} bytes are waiting for the sinks "
+                f"(limit {self.max_pending_bytes}); retry later"
+            )
+        if self._sizes[self._current] >= self.segment_bytes:
+            self._rotate_locked()
+        self._writer.write(line + b"\n")
+        self._writer.flush()  # in the OS now: whichever append fsyncs next covers it
+        self._sizes[self._current] += len(line) + 1
+        self._written += len(line) + 1
+        self._remember(keys)
+        if self.dedup_keys:
+            self._keys_fh.write(b"".join(keys))
+            self._keys_fh.flush()
+            self._keys_written += len(keys)
+            if self._keys_written > 2 * self.dedup_keys:
+                self._keys_fh.close()
+                self._compact_keys()
+                self._keys_fh = open(self._keys_path, "ab")  # noqa: SIM115
+                self._keys_written = len(self._seen_order)
+
+    def sync(self, mark: int) -> None:
+        """Return once the first ``mark`` bytes this process appended are fsynced (group commit).
+
+        One caller fsyncs everything written so far while later callers wait on ``_sync_lock``;
+        they then usually find their bytes already covered and return without an fsync of their own.
+        """
+        with self._sync_lock:
+            if self._synced >= mark:
+                return
+            with self._lock:
+                target, durable = self._written, Position(self._current, self._sizes[self._current])
+                writer, retired, self._retired = self._writer, self._retired, []
+            for fh in retired:  # segments rotated out since the last fsync
+                os.fsync(fh.fileno())
+                fh.close()
+            os.fsync(writer.fileno())
+            with self._lock:
+                self._synced = target
+                self._durable = max(self._durable, durable)
+                self._changed.notify_all()
+
+    def sync_all(self) -> None:
+        """Everything appended so far is fsynced (before a 200 for spans another request spooled)."""
+        self.sync(self._written)
 
     def _rotate_locked(self) -> None:
-        self._writer.close()
+        self._retired.append(self._writer)  # fsynced and closed by the next ``sync``
         self._current += 1
         self._sizes[self._current] = 0
         self._writer = open(self.directory / _segment_name(self._current), "ab")  # noqa: SIM115
-        _fsync_dir(self.directory)
+        _fsync_path(self.directory)
 
     # -- reading ---------------------------------------------------------------------------------
     def wait(self, timeout: float) -> None:
@@ -275,8 +343,13 @@ class Spool:
             self._changed.notify_all()
 
     def _has_unread_locked(self) -> bool:
-        size = self._sizes.get(self.cursor.segment, 0)
-        return self.cursor.offset < size or self.cursor.segment < self._current
+        return self.cursor < self._durable
+
+    def _limit_locked(self, seg: int) -> int:
+        """How far the reader may read in segment ``seg``: fsynced bytes only."""
+        if seg < self._durable.segment:
+            return self._sizes.get(seg, 0)
+        return self._durable.offset if seg == self._durable.segment else 0
 
     def read(self, max_entries: int, max_bytes: int) -> list[Entry]:
         """Entries after the read cursor (which advances); complete lines only."""
@@ -285,9 +358,9 @@ class Spool:
         while len(out) < max_entries and budget > 0:
             with self._lock:
                 seg, off = self.cursor.segment, self.cursor.offset
-                limit = self._sizes.get(seg, 0)
+                limit = self._limit_locked(seg)
                 if off >= limit:
-                    if seg < self._current:
+                    if seg < self._durable.segment:
                         self.cursor = Position(seg + 1, 0)
                         continue
                     break
@@ -351,7 +424,7 @@ class Spool:
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self.directory / "offset.json")
-            _fsync_dir(self.directory)
+            _fsync_path(self.directory)
             self.committed = position
             for seq in [s for s in self._sizes if s < position.segment]:
                 del self._sizes[seq]
