@@ -2,18 +2,21 @@
 
 ``otel-bridge serve`` accepts spans from senders that are not the hook (another SDK, a
 collector, a hand-written client), so what they send has not been through the hook's edge pass.
-``scrub_records`` runs once per decoded batch, when the receiver's worker takes a spool entry for
-its sinks: before any sink (span files, Weave, W&B), after the spool. The spool stays the
-faithful record of what was accepted (replayed after a crash, moved to the dead-letter file,
-redacted again on each delivery with the patterns of the day) and a segment is deleted once its
-entries are delivered (docs/conventions.md, "The receiver").
+``scrub_request`` runs once per decoded request, before the spool: no secret reaches the
+receiver's disk (spool, dead-letter file) nor any sink (span files, Weave, W&B), and the spool is
+the faithful record of what the sinks get — a replay after a crash delivers the same bytes, even
+if the environment changed meanwhile (docs/conventions.md, "The receiver"). ``scrub_records`` is
+the same pass over decoded records, for an accept path that decodes straight to records.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from otel_bridge.config import environment, environment_probe, load_settings
 from otel_bridge.records import SpanRecord
@@ -31,8 +34,47 @@ def _process_redactor() -> Redactor:
     return _redactor
 
 
+def scrub_request(request: ExportTraceServiceRequest, redactor: Redactor | None = None) -> None:
+    """Redact ``request`` in place: span names, every string attribute (of the resource, spans,
+    events and links, at any depth) and status messages; a secret-looking key's value whole."""
+    redactor = redactor or _process_redactor()
+    redactor.refresh()
+    for rs in request.resource_spans:
+        _scrub_kvs(rs.resource.attributes, redactor, False)
+        for ss in rs.scope_spans:
+            for span in ss.spans:
+                span.name = redactor.text(span.name)
+                _scrub_kvs(span.attributes, redactor, False)
+                for event in span.events:
+                    _scrub_kvs(event.attributes, redactor, False)
+                for link in span.links:
+                    _scrub_kvs(link.attributes, redactor, False)
+                if span.status.message:
+                    span.status.message = redactor.text(span.status.message)
+
+
+def _scrub_kvs(kvs: Iterable[KeyValue], redactor: Redactor, secret: bool) -> None:
+    for kv in kvs:
+        _scrub_value(kv.value, redactor, secret or is_secret_key(kv.key))
+
+
+def _scrub_value(value: AnyValue, redactor: Redactor, secret: bool) -> None:
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        text = value.string_value
+        if text:
+            clean = REDACTED if secret else redactor.text(text)
+            if clean is not text:
+                value.string_value = clean
+    elif kind == "array_value":
+        for item in value.array_value.values:
+            _scrub_value(item, redactor, secret)
+    elif kind == "kvlist_value":
+        _scrub_kvs(value.kvlist_value.values, redactor, secret)
+
+
 def scrub_records(records: Sequence[SpanRecord], redactor: Redactor | None = None) -> list[SpanRecord]:
-    """Every string of every span (attributes, event attributes, resource, status message)
+    """Every string of every span (name, attributes, event attributes, resource, status message)
     redacted: known secret values, token shapes, user patterns, and the value of any attribute
     whose key looks secret (``api_key``, ``authorization``...: other senders name them so)."""
     redactor = redactor or _process_redactor()
@@ -44,7 +86,9 @@ def scrub_records(records: Sequence[SpanRecord], redactor: Redactor | None = Non
         for event in record.events:
             _scrub(event.attributes, redactor)
         message = redactor.text(record.status_message) if record.status_message else ""
-        out.append(record if message is record.status_message else replace(record, status_message=message))
+        name = redactor.text(record.name)
+        same = message is record.status_message and name is record.name
+        out.append(record if same else replace(record, name=name, status_message=message))
     return out
 
 

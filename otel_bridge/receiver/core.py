@@ -33,7 +33,7 @@ from otel_bridge.receiver.requests import (
 )
 from otel_bridge.receiver.spool import Entry, Position, Spool, SpoolFull
 from otel_bridge.records import SpanRecord, from_request, records_from_line
-from otel_bridge.redact_records import scrub_records
+from otel_bridge.redact_records import scrub_request
 from otel_bridge.sinks.base import RecordSink
 
 
@@ -107,6 +107,7 @@ class Receiver:
             return Outcome(rejected_spans=rejected, error_message=self._message(rejected, reasons))
         candidate = subset(request, valid)
         try:
+            scrub_request(candidate)  # any sender's spans, redacted as the hook's are, before the spool
             records = from_request(candidate)
             whole_line = request_to_json(candidate).encode()
         except RecursionError as exc:
@@ -279,8 +280,7 @@ class Receiver:
 
     def _deliver(self, entry: Entry) -> bool:
         try:
-            # straight to records (8× faster than protobuf), redacted as the hook's are (any sender)
-            records = scrub_records(records_from_line(entry.line))
+            records = records_from_line(entry.line)  # straight to records: 8× faster than protobuf
         except Exception as exc:
             path = self.spool.dead_letter(entry.line)
             self.dead_lettered += 1
