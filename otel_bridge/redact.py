@@ -59,14 +59,14 @@ _SHAPES: tuple[tuple[str, str, str, bool], ...] = (
     ("bearer", "EARER", r"EARER\s+(?=[A-Za-z._~+/=-]*[0-9])[A-Za-z0-9._~+/=-]{16,}", False),
     ("url_credentials", "://", r"://[^/\s:@\"']+:[^/\s@\"']+@", False),
 )
-# after a secret word: the rest of the key, its separator, and the value it holds (JSON, escaped
-# JSON, Python repr, key=value); a JSON number (a token count) is no secret
 # every secret word holds one of these stems: a text holding none of them holds no secret key
 _STEMS = ("key", "token", "secret", "passw", "credential", "auth", "cookie")
 assert all(any(stem in word for stem in _STEMS) for word in _SECRET_WORDS)
 # every anchor of a token shape: a text holding none of them holds no token
 _ANCHORS = tuple(dict.fromkeys(anchor for _, anchor, _, _ in _SHAPES))
 _ALNUM_ANCHORS = tuple(a for a in _ANCHORS if a.isalnum())
+# after a secret word: the rest of the key, its separator, and the value it holds (JSON, escaped
+# JSON, Python repr, key=value); a JSON number (a token count) is no secret
 _KEY_VALUE = re.compile(
     r"[A-Za-z0-9_.-]*(?:\\?[\"'])?(?:\s*[:=]\s*(?=[\"'\\])|=)"
     r"(\"(?:[^\"\\]|\\.)*\"|\\\"(?:[^\"\\]|\\[^\"])*\\\"|'[^']*'|[^\s,;&\"'}\])]+)"
