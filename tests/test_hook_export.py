@@ -6,16 +6,19 @@ from __future__ import annotations
 import json
 import socket
 import sys
+import uuid
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from bridge_demo import arithmetic, arithmetic_dataset
 from inspect_ai import Task, eval
 from inspect_ai.dataset import MemoryDataset, Sample
+from inspect_ai.log import read_eval_log
 from inspect_ai.model import get_model
-from inspect_ai.scorer import pattern
-from inspect_ai.solver import generate
+from inspect_ai.scorer import Score, Target, accuracy, pattern, scorer
+from inspect_ai.solver import TaskState, generate, system_message
 
 from otel_bridge import conventions as c
 from otel_bridge.records import read_span_file
@@ -59,25 +62,51 @@ def test_otlp_export_over_loopback(bridge: BridgeEnv, monkeypatch: pytest.Monkey
         assert span.resource["service.name"] == "inspect-ai"
 
 
-def test_content_off_removes_every_content_attribute(
-    bridge: BridgeEnv, monkeypatch: pytest.MonkeyPatch
+@scorer(metrics=[accuracy()])
+def planted_judge(answer: str, explanation: str) -> Any:
+    """Always correct, with a planted answer and explanation (free text a scorer writes)."""
+
+    async def score(state: TaskState, target: Target) -> Score:
+        return Score(value="C", answer=answer, explanation=explanation)
+
+    return score
+
+
+@pytest.mark.parametrize("content", [False, True], ids=["content-off", "content-on"])
+def test_content_off_removes_every_planted_text(
+    bridge: BridgeEnv, monkeypatch: pytest.MonkeyPatch, content: bool
 ) -> None:
-    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "false")
-    (log,) = eval(arithmetic(samples=2), model="offline/careful", display="none")
-    spans = bridge.spans()
-    assert spans and log.status == "success"
-    for span in spans:
-        assert not set(span.attributes) & c.CONTENT_ATTRIBUTES, span.name
-        for event in span.events:
-            assert not set(event.attributes) & c.CONTENT_ATTRIBUTES
+    """Markers planted in the system message, input, target, sample and eval metadata, a scorer's
+    answer and explanation: with content off none is in any exported byte, with content on every
+    one is (so the test can fail). The oracle is Inspect's own log, which holds them all."""
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", str(content).lower())
+    names = ("system", "input", "target", "metadata", "eval_metadata", "answer", "explanation")
+    markers = {name: f"plant{name.replace('_', '')}{uuid.uuid4().hex[:12]}" for name in names}
+    sample = Sample(
+        id="s",
+        input=f"What is 1 + 2? {markers['input']}",
+        target=markers["target"],
+        metadata={"note": markers["metadata"]},
+    )
+    task = Task(
+        dataset=MemoryDataset([sample]),
+        solver=[system_message(markers["system"]), generate()],
+        scorer=planted_judge(markers["answer"], markers["explanation"]),
+    )
+    (log,) = eval(task, model="offline/careful", display="none", metadata={"note": markers["eval_metadata"]})
+    assert log.status == "success"
+    oracle = read_eval_log(log.location).model_dump_json()
+    assert [k for k, v in markers.items() if v not in oracle] == []
     raw = bridge.raw_bytes()
-    for text in (b"What is 10 + 16", b"careful calculator", b"ANSWER: 26", b"critique"):
-        assert text not in raw
-    # scores and metrics still arrive
-    tree = SpanTree(spans)
-    (task,) = tree.named(c.SPAN_TASK)
-    assert task.json_attr(c.TASK_METRICS)["pattern"]["accuracy"] == 1.0
-    assert all(s.json_attr(c.SAMPLE_SCORES)["pattern"]["value"] == "C" for s in tree.named(c.SPAN_SAMPLE))
+    exported = [k for k, v in markers.items() if v.encode() in raw]
+    assert exported == (list(names) if content else [])
+    # what is not content stays: scores, metrics, ids
+    tree = SpanTree(bridge.spans())
+    (task_span,) = tree.named(c.SPAN_TASK)
+    assert task_span.json_attr(c.TASK_METRICS)["planted_judge"]["accuracy"] == 1.0
+    (sample_span,) = tree.named(c.SPAN_SAMPLE)
+    assert sample_span.attr(c.SAMPLE_ID) == "s"
+    assert sample_span.json_attr(c.SAMPLE_SCORES)["planted_judge"]["value"] == "C"
 
 
 SECRET_ARG = "sk-planted-model-arg-5f1c2e9a7b"

@@ -147,6 +147,7 @@ def _run(content: bool, server: WeaveServer, root: Path) -> Exported:
                 "INSPECT_LOG_DIR": str(root / "inspect-logs"),  # the user's own logs: not searched
                 "OTEL_EXPORTER_OTLP_ENDPOINT": capture.http_endpoint,
                 "PLANTED_SERVICE_TOKEN": markers["secret.env"],
+                "PLANTED_SANDBOX_TOKEN": markers["secret.sandbox"],
                 "WANDB_MODE": "offline",
                 "WANDB_DIR": str(root / "wandb"),
                 "WANDB_DATA_DIR": str(root / "wandb-data"),
@@ -254,28 +255,53 @@ def test_every_marker_was_planted(exported: dict[bool, Exported], content: bool)
 def test_secrets_never_leave(exported: dict[bool, Exported], content: bool, secret: str) -> None:
     run = exported[content]
     hits = run.hits(run.markers[f"secret.{secret}"])
-    if secret == "late":  # see test_late_secret_in_the_log_artifact
-        hits = [h for h in hits if not _in_log_artifact(h)]
+    if secret == "late":  # see test_late_secret_in_a_later_process_log_copy
+        hits = [h for h in hits if not _in_later_log_copy(h)]
     assert hits == []
 
 
-def _in_log_artifact(hit: str) -> bool:
-    """A file inside a W&B log artifact (staged under WANDB_DATA_DIR: live, by sync, by the receiver)."""
-    return hit.startswith(("wandb:", "sync:", "receiver:")) and (
-        "artifacts/staging/" in hit or ".eval!" in hit
-    )
+def _in_later_log_copy(hit: str) -> bool:
+    """A file inside a W&B log artifact written later by ``sync`` or the receiver."""
+    return hit.startswith(("sync:", "receiver:")) and ("artifacts/staging/" in hit or ".eval!" in hit)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="known limit: the W&B worker knows the environment it was started with"
-)
 def test_late_secret_in_the_log_artifact(exported: dict[bool, Exported]) -> None:
-    """A secret exported into the environment after the W&B worker started is redacted from every
-    span (the eval side re-reads the environment per sample), but the process that writes the
-    redacted log copy (the W&B worker, sync, the receiver) has its own environment, which does not
-    hold it: the copy can hold such a secret."""
+    """A secret exported into the eval's environment after the W&B worker started (between the two
+    evals): the eval's process tells the worker (worker_protocol's secrets frame), so the redacted
+    log copy the worker uploads does not hold it, and it is in no W&B byte of the live run. The
+    oracle: Inspect's own log of the second eval holds it (the copy had it to redact)."""
     run = exported[True]
-    assert [h for h in run.hits(run.markers["secret.late"]) if _in_log_artifact(h)] == []
+    late = run.markers["secret.late"]
+    assert late in read_eval_log(run.runs[1]["location"]).model_dump_json()
+    staged = [n for n, _ in run.blobs["wandb"] if "artifacts/staging/" in n or ".eval!" in n]
+    assert staged, "the live run uploaded no log copy"
+    assert run.hits(late, "wandb") == []
+
+
+@pytest.mark.xfail(strict=True, reason="known limit: sync and the receiver know their own environment only")
+def test_late_secret_in_a_later_process_log_copy(exported: dict[bool, Exported]) -> None:
+    """``otel-bridge sync`` and the receiver run later, in processes whose environment lacks the
+    eval's late secret, and make their own redacted copy of Inspect's log (which holds it): the
+    copy can hold it. Remedy (README, Security): run them with the secret in their environment."""
+    run = exported[True]
+    assert [h for h in run.hits(run.markers["secret.late"]) if _in_later_log_copy(h)] == []
+
+
+def test_the_sandbox_really_ran(exported: dict[bool, Exported]) -> None:
+    """Inspect's own log (the oracle) holds the sandbox exec: the command marker in its command,
+    the output marker and the sandbox secret in its output, and not the output marker in the
+    command (so the output reached the exports only as output)."""
+    for run in exported.values():
+        log = read_eval_log(run.runs[0]["location"])
+        events = [e for s in log.samples or [] for e in s.events if e.event == "sandbox"]
+        execs = [
+            e for e in events if e.action == "exec" and run.markers["content.sandbox_cmd"] in (e.cmd or "")
+        ]
+        assert len(execs) == 1, [e.cmd for e in events]
+        output = execs[0].output or ""
+        assert run.markers["content.sandbox_output"] in output
+        assert run.markers["secret.sandbox"] in output
+        assert run.markers["content.sandbox_output"] not in (execs[0].cmd or "")
 
 
 @pytest.mark.parametrize("name", CONTENT)
@@ -349,3 +375,100 @@ def test_collector_stripped_pipeline_removes_what_content_off_removes(
     names = {s.name for s in stripped_spans}
     assert any(n.startswith("execute_tool") for n in names) and any(n.startswith("chat") for n in names)
     assert b"modelfail" in data and b"planted/agent" in data  # ids and names stay
+
+
+def _as_another_sender(span_files: list[Path], raw: dict[str, str], markers: list[str]) -> list[bytes]:
+    """The content-on run's spans as a sender that is not the hook would send them: the raw secrets
+    written beside the input, completion and target markers, and an ``api_key`` attribute (and an
+    ``auth_token`` resource attribute) on every span — nothing redacted them."""
+    beside = " ".join(
+        [raw["openai"], raw["github"], raw["env"], raw["pattern"], f"password={raw['key_value']}"]
+    )
+    lines = []
+    for path in span_files:
+        for line in path.read_text().splitlines():
+            doc = json.loads(line)
+            for rs in doc["resourceSpans"]:
+                attrs = rs.setdefault("resource", {}).setdefault("attributes", [])
+                attrs.append({"key": "auth_token", "value": {"stringValue": raw["resource"]}})
+                for ss in rs["scopeSpans"]:
+                    for span in ss["spans"]:
+                        for kv in span.get("attributes", []):
+                            value = kv["value"].get("stringValue")
+                            if value is not None:
+                                kv["value"]["stringValue"] = _plant_beside(value, beside, markers)
+                        span.setdefault("attributes", []).append(
+                            {"key": "api_key", "value": {"stringValue": raw["attribute"]}}
+                        )
+            lines.append(json.dumps(doc).encode())
+    return lines
+
+
+def _plant_beside(value: str, beside: str, markers: list[str]) -> str:
+    for marker in markers:
+        value = value.replace(marker, f"{marker} {beside}")
+    return value
+
+
+def test_the_receiver_redacts_spans_from_other_senders(
+    exported: dict[bool, Exported], weave_server: WeaveServer, tmp_path: Path
+) -> None:
+    """Raw OTLP/JSON requests (not from the hook) carrying planted secrets, posted to
+    ``otel-bridge serve --to file,weave,wandb``: no secret in any byte the receiver wrote (its
+    spool and span files, the W&B run and staging directories, the Weave project), while the
+    content markers beside them did arrive everywhere (so the strings were exported)."""
+    import urllib.request
+
+    run = exported[True]
+    raw = {
+        "openai": "sk-proj-" + uuid.uuid4().hex + uuid.uuid4().hex[:8],
+        "github": "ghp_" + uuid.uuid4().hex + uuid.uuid4().hex[:4],
+        "env": uuid.uuid4().hex[:26],  # the receiver's own PLANTED_RECEIVER_TOKEN
+        "pattern": "CORP-" + str(uuid.uuid4().int)[:10],  # the receiver's INSPECT_OTEL_REDACT_PATTERNS
+        "key_value": uuid.uuid4().hex[:29],
+        "attribute": uuid.uuid4().hex[:31],
+        "resource": uuid.uuid4().hex[:30],
+    }
+    shown = [run.markers[f"content.{name}"] for name in ("input", "completion", "target")]
+    requests = _as_another_sender(sorted((run.root / "spans").glob("*.jsonl")), raw, shown)
+    assert all(secret.encode() in b"".join(requests) for secret in raw.values())
+    rx, project = tmp_path / "rx", f"test-entity/secrets-rx-{uuid.uuid4().hex[:10]}"
+    rx_env = server_env(weave_server, project)
+    rx_env.update(
+        {
+            "PLANTED_RECEIVER_TOKEN": raw["env"],
+            "INSPECT_OTEL_REDACT_PATTERNS": PATTERN,
+            "INSPECT_OTEL_CAPTURE_CONTENT": "true",
+            "INSPECT_OTEL_WEAVE_PROJECT": project,
+            "INSPECT_OTEL_WANDB_PROJECT": "secrets-rx",
+            "WANDB_MODE": "offline",
+            "WANDB_DIR": str(rx / "wandb"),
+            "WANDB_DATA_DIR": str(rx / "wandb-data"),
+            "WANDB_CACHE_DIR": str(rx / "wandb-cache"),
+        }
+    )
+    receiver = ReceiverProcess(rx / "spool", rx / "spans", "file,weave,wandb", rx_env).start()
+    try:
+        for body in requests:
+            post = urllib.request.Request(
+                receiver.traces_url, data=body, headers={"Content-Type": "application/json"}
+            )
+            with urllib.request.urlopen(post, timeout=60) as response:
+                assert response.status == 200
+    finally:
+        assert receiver.stop() == 0, "".join(receiver.lines)[-3000:]
+    out = Exported(run.markers, rx)
+    _collect_dir(out, "receiver", rx)
+    _collect_weave(out, weave_server, project)
+    for path in ("receiver", "weave"):
+        for marker in shown:
+            assert out.hits(marker, path), (marker, path)
+    assert [n for n, data in out.blobs["receiver"] if b'"api_key"' in data], "the attribute was exported"
+    leaked = {name: out.hits(secret) for name, secret in raw.items() if out.hits(secret)}
+    assert leaked == {}
+
+
+def server_env(server: WeaveServer, project: str) -> dict[str, str]:
+    """The W&B/Weave client settings that point a child process at the local server."""
+    env = server.env(*project.split("/"))
+    return {k: v for k, v in env.items() if k.startswith(("WANDB_", "WF_", "WEAVE_"))}

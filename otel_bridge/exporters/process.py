@@ -26,7 +26,15 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from otel_bridge import config, notify
 from otel_bridge.exporters.feed import STOP, SpanFeed
-from otel_bridge.exporters.worker_protocol import REPORTED, Flush, flush_frame, metrics_frame, parse_ack
+from otel_bridge.exporters.worker_protocol import (
+    REPORTED,
+    Flush,
+    Secrets,
+    flush_frame,
+    metrics_frame,
+    parse_ack,
+    secrets_frame,
+)
 from otel_bridge.otlp_json import spans_to_json
 
 #: The most one worker's feed queue holds in the eval's process (estimated from encoded sizes).
@@ -104,6 +112,10 @@ class WorkerSpanProcessor(SpanProcessor):
         self._acks.pop(ident, None)
         return finished and bool(result) and result[0]
 
+    def tell_secrets(self, values: dict[str, str]) -> None:
+        """Secret values new to the eval's environment: in order with the spans, over the pipe."""
+        self.feed.send(Secrets(dict(values)))
+
     def shutdown(self) -> None:
         self.begin_stop()
         self.finish_stop(time.monotonic() + 30.0)
@@ -180,6 +192,8 @@ class WorkerSpanProcessor(SpanProcessor):
             self._send(flush_frame(item))
         elif isinstance(item, _MetricsLine):
             self._send(metrics_frame(item.line))
+        elif isinstance(item, Secrets):
+            self._send(secrets_frame(item))
 
     def _send(self, line: str) -> None:
         if self.broken is not None:

@@ -29,9 +29,16 @@ import threading
 from collections import deque
 from typing import Any, BinaryIO, Protocol
 
-from otel_bridge import notify
+from otel_bridge import notify, redact
 from otel_bridge.config import Settings, load_settings
-from otel_bridge.exporters.worker_protocol import REPORTED, Ack, ack_frame, parse_control, parse_metrics
+from otel_bridge.exporters.worker_protocol import (
+    REPORTED,
+    Ack,
+    Secrets,
+    ack_frame,
+    parse_control,
+    parse_metrics,
+)
 from otel_bridge.otlp_json import OtlpJsonError, readable_spans
 from otel_bridge.records import records_from_line
 from otel_bridge.sinks.base import DeliveryError, RecordSink
@@ -240,6 +247,9 @@ def main(argv: list[str] | None = None) -> int:
 
     while (line := inbox.get()) != _EOF:
         control = parse_control(line)
+        if isinstance(control, Secrets):  # secrets new to the eval's environment: known from now on
+            redact.remember(control.values)
+            continue
         if control is not None:
             ok = target.flush(control.timeout_s)
             ack(Ack(control.ident, ok, report=report()))

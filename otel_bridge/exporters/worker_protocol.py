@@ -1,9 +1,10 @@
 """The pipe protocol between the eval's process and an exporter worker: frames, both directions.
 
 Both ends import this module, so a frame is defined once. Over the worker's stdin: one OTLP/JSON
-export request per line, or a control frame (``CONTROL_PREFIX`` + JSON). Over its stdout: the
-SDKs' own output, passed on by the eval's process, and acknowledgement frames (``ACK_PREFIX`` +
-JSON): a flush's answer, the final report, or a note (a message for the user). Both prefixes
+export request per line, or a control frame (``CONTROL_PREFIX`` + JSON: a flush, or secret values
+new to the eval's environment). Over its stdout: the SDKs' own output, passed on by the eval's
+process, and acknowledgement frames (``ACK_PREFIX`` + JSON): a flush's answer, the final report,
+or a note (a message for the user). Both prefixes
 start with an ASCII record separator, which no JSON document or printed line starts with, so
 frames are never confused with data.
 """
@@ -30,6 +31,15 @@ class Flush:
 
 
 @dataclass(frozen=True)
+class Secrets:
+    """Parent → worker: secret values that entered the eval's environment after the worker started
+    (``{value: variable name}``), so its redaction (the W&B log copy) knows them too. They travel
+    over the pipe only; the worker keeps them in memory."""
+
+    values: dict[str, str]
+
+
+@dataclass(frozen=True)
 class Ack:
     """Worker → parent: a flush's answer (``ident``) or the final report (``final``)."""
 
@@ -46,11 +56,18 @@ def flush_frame(flush: Flush) -> str:
     return CONTROL_PREFIX + json.dumps({"control": "flush", "id": flush.ident, "timeout": flush.timeout_s})
 
 
-def parse_control(line: bytes) -> Flush | None:
+def secrets_frame(secrets: Secrets) -> str:
+    return CONTROL_PREFIX + json.dumps({"control": "secrets", "values": secrets.values})
+
+
+def parse_control(line: bytes) -> Flush | Secrets | None:
     """The control frame in ``line``, or None when the line is span data."""
     if not line.startswith(_CONTROL_BYTES):
         return None
     doc = json.loads(line[len(_CONTROL_BYTES) :])
+    if doc.get("control") == "secrets":
+        values = doc.get("values")
+        return Secrets({str(k): str(v) for k, v in values.items()} if isinstance(values, dict) else {})
     return Flush(int(doc["id"]), float(doc.get("timeout", 10)))
 
 

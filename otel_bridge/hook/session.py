@@ -48,9 +48,15 @@ class Session:
         # one redactor: the builders' and the edge pass's (which every span goes through)
         redactor = Redactor(environment, patterns=settings.content.redact_patterns, probe=environment_probe)
         self.pipeline.spans.scrubber = Scrubber(redactor, settings.content.capture)
+        # a secret exported after the workers started: their redaction (the W&B log copy) learns it
+        redactor.on_new = self._tell_workers
         self.recorder = Recorder(self.pipeline.spans, settings, redactor, versions)
         metrics = self.pipeline.metrics
         self.recorder.metrics = self.recorder.events.metrics = metrics.recorder if metrics else NO_METRICS
+
+    def _tell_workers(self, values: dict[str, str]) -> None:
+        for worker in self.pipeline.workers:
+            worker.tell_secrets(values)
 
     def run_start(self, data: RunStart) -> None:
         self.recorder.run_start(data)

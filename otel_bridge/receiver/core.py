@@ -34,6 +34,7 @@ from otel_bridge.receiver.requests import (
 )
 from otel_bridge.receiver.spool import Entry, Position, Spool, SpoolFull, decode_entry, encode_entry
 from otel_bridge.records import SpanRecord, from_request, records_from_line
+from otel_bridge.redact_records import scrub_request
 from otel_bridge.sinks.base import RecordSink
 
 
@@ -117,15 +118,17 @@ class Receiver:
                         order.append(key)
         if not order:
             return Outcome(rejected_spans=rejected, error_message=self._message(rejected, reasons))
-        # the bytes received are spooled as they are when nothing is cut (a pass that rewrites
-        # spans here must drop ``body``; records for the sinks are built in ``_decode``)
+        # the bytes received are spooled as they are when nothing is cut or redacted (records for
+        # the sinks are built in ``_decode``)
         whole = body is not None and len(order) == total  # nothing rejected, no span twice
         candidate = request if whole else subset(request, valid)
-        if self._validators:
-            try:
+        try:
+            if scrub_request(candidate):  # any sender's spans, redacted as the hook's are, before the spool
+                whole = False
+            if self._validators:
                 rejected += self._sink_rejections(from_request(candidate), reasons)
-            except RecursionError as exc:
-                raise BadRequest("attribute values are nested too deeply") from exc
+        except RecursionError as exc:
+            raise BadRequest("attribute values are nested too deeply") from exc
         fresh = [k for k in order if not self.spool.seen(k)]
         duplicates = len(order) - len(fresh)
         if not fresh:

@@ -12,13 +12,15 @@ Where each marker is planted:
   metadata), ``task_arg`` (a task argument's value), ``tool_args`` (the model's tool call),
   ``tool_result``, ``tool_error`` (a ToolError's message), ``completion``, ``model_error`` (a
   provider error's message), ``score_answer``, ``score_explanation``, ``score_text`` (a text-valued
-  score);
+  score), ``sandbox_cmd`` (in a command the echo tool runs in Inspect's ``local`` sandbox),
+  ``sandbox_output`` (that command's output, built by the shell: it is not in the command);
 - secrets: ``env`` (the value of PLANTED_SERVICE_TOKEN, echoed in a tool error), ``model_arg``
   (an ``api_key`` model arg), ``sample_meta`` (``api_key`` in sample metadata), ``task_arg_key``
   (an ``api_key`` task arg), ``model_error_key`` (an OpenAI-shaped key in a provider error),
   ``scorer_key`` (a Hugging Face token in a scorer explanation), ``pattern`` (matches the user's
   INSPECT_OTEL_REDACT_PATTERNS, in the completion), ``late`` (LATE_DEPLOY_API_KEY, exported
-  between two evals of one process and echoed in the second one's tool error).
+  between two evals of one process and echoed in the second one's tool error), ``sandbox``
+  (PLANTED_SANDBOX_TOKEN, printed by the sandbox command from its environment).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from inspect_ai.model import (
 from inspect_ai.scorer import Score, Target, accuracy, scorer
 from inspect_ai.solver import TaskState, generate, system_message, use_tools
 from inspect_ai.tool import Tool, ToolChoice, ToolError, ToolInfo, tool
+from inspect_ai.util import sandbox
 
 CONTENT = (
     "system",
@@ -60,6 +63,8 @@ CONTENT = (
     "score_answer",
     "score_explanation",
     "score_text",
+    "sandbox_cmd",
+    "sandbox_output",
 )
 SECRETS = (
     "env",
@@ -70,6 +75,7 @@ SECRETS = (
     "scorer_key",
     "pattern",
     "late",
+    "sandbox",
 )
 PATTERN = "CORP-[0-9]{10}"  # the user's INSPECT_OTEL_REDACT_PATTERNS in the test
 _MARKERS: dict[str, str] = {}
@@ -95,6 +101,7 @@ def make_markers() -> dict[str, str]:
             "secret.scorer_key": "hf_" + _random(34),
             "secret.pattern": "CORP-" + _random(10, string.digits),
             "secret.late": _random(27),
+            "secret.sandbox": _random(25),
         }
     )
     return markers
@@ -150,7 +157,15 @@ def echo() -> Tool:
         Args:
             text: The text to echo.
         """
-        return f"{m('content.tool_result')} {text}"
+        # a real sandbox exec: the command holds one marker, its output another (the shell joins
+        # two halves) and a secret from the sandbox's environment
+        out = m("content.sandbox_output")
+        half = len(out) // 2
+        command = f"printf '%s%s %s' '{out[:half]}' '{out[half:]}' \"$PLANTED_SANDBOX_TOKEN\""
+        command += f" # {m('content.sandbox_cmd')}"
+        result = await sandbox().exec(["sh", "-c", command])
+        assert result.success, result.stderr
+        return f"{m('content.tool_result')} {text} {result.stdout}"
 
     return execute
 
@@ -203,6 +218,7 @@ def planted(api_key: str = "", note: str = "", tools: str = "echo") -> Task:
         dataset=MemoryDataset(samples),
         solver=[system_message(m("content.system")), use_tools(chosen), generate()],
         scorer=[judged(), verdict()],
+        sandbox="local",
     )
 
 

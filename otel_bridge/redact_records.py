@@ -1,0 +1,112 @@
+"""The receiver's redaction: spans from any OTLP sender pass the same rules as the hook's.
+
+``otel-bridge serve`` accepts spans from senders that are not the hook (another SDK, a
+collector, a hand-written client), so what they send has not been through the hook's edge pass.
+``scrub_request`` runs once per decoded request, before the spool: no secret reaches the
+receiver's disk (spool, dead-letter file) nor any sink (span files, Weave, W&B), and the spool is
+the faithful record of what the sinks get — a replay after a crash delivers the same bytes, even
+if the environment changed meanwhile (docs/conventions.md, "The receiver"). ``scrub_records`` is
+the same pass over decoded records, for an accept path that decodes straight to records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from typing import Any
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+from otel_bridge.config import environment, environment_probe, load_settings
+from otel_bridge.records import SpanRecord
+from otel_bridge.redact import REDACTED, Redactor, is_secret_key
+
+_redactor: Redactor | None = None
+
+
+def _process_redactor() -> Redactor:
+    """One per receiver process: its settings' patterns, its secret-named environment values."""
+    global _redactor
+    if _redactor is None:
+        patterns = load_settings().content.redact_patterns
+        _redactor = Redactor(environment, patterns=patterns, probe=environment_probe)
+    return _redactor
+
+
+def scrub_request(request: ExportTraceServiceRequest, redactor: Redactor | None = None) -> bool:
+    """Redact ``request`` in place: span names, every string attribute (of the resource, spans,
+    events and links, at any depth) and status messages; a secret-looking key's value whole.
+
+    True when anything changed, so the receiver spools the bytes it received as they are
+    otherwise (re-encoding every request would cost most of its accept time)."""
+    redactor = redactor or _process_redactor()
+    redactor.refresh()
+    changed = False
+    for rs in request.resource_spans:
+        changed |= _scrub_kvs(rs.resource.attributes, redactor, False)
+        for ss in rs.scope_spans:
+            for span in ss.spans:
+                name = redactor.text(span.name)
+                if name != span.name:
+                    span.name, changed = name, True
+                changed |= _scrub_kvs(span.attributes, redactor, False)
+                for event in span.events:
+                    changed |= _scrub_kvs(event.attributes, redactor, False)
+                for link in span.links:
+                    changed |= _scrub_kvs(link.attributes, redactor, False)
+                if span.status.message:
+                    message = redactor.text(span.status.message)
+                    if message != span.status.message:
+                        span.status.message, changed = message, True
+    return changed
+
+
+def _scrub_kvs(kvs: Iterable[KeyValue], redactor: Redactor, secret: bool) -> bool:
+    changed = False
+    for kv in kvs:
+        changed |= _scrub_value(kv.value, redactor, secret or is_secret_key(kv.key))
+    return changed
+
+
+def _scrub_value(value: AnyValue, redactor: Redactor, secret: bool) -> bool:
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        text = value.string_value
+        if text:
+            clean = REDACTED if secret else redactor.text(text)
+            if clean != text:
+                value.string_value = clean
+                return True
+    elif kind == "array_value":
+        return any([_scrub_value(item, redactor, secret) for item in value.array_value.values])
+    elif kind == "kvlist_value":
+        return _scrub_kvs(value.kvlist_value.values, redactor, secret)
+    return False
+
+
+def scrub_records(records: Sequence[SpanRecord], redactor: Redactor | None = None) -> list[SpanRecord]:
+    """Every string of every span (name, attributes, event attributes, resource, status message)
+    redacted: known secret values, token shapes, user patterns, and the value of any attribute
+    whose key looks secret (``api_key``, ``authorization``...: other senders name them so)."""
+    redactor = redactor or _process_redactor()
+    redactor.refresh()
+    out: list[SpanRecord] = []
+    for record in records:
+        _scrub(record.attributes, redactor)
+        _scrub(record.resource, redactor)
+        for event in record.events:
+            _scrub(event.attributes, redactor)
+        message = redactor.text(record.status_message) if record.status_message else ""
+        name = redactor.text(record.name)
+        same = message is record.status_message and name is record.name
+        out.append(record if same else replace(record, name=name, status_message=message))
+    return out
+
+
+def _scrub(attrs: dict[str, Any], redactor: Redactor) -> None:
+    for key, value in attrs.items():
+        if isinstance(value, str):
+            attrs[key] = REDACTED if value and is_secret_key(key) else redactor.text(value)
+        elif isinstance(value, (list, tuple, dict)):
+            attrs[key] = redactor.structure(value, is_secret_key(key))
