@@ -10,8 +10,7 @@ this sink meets an eval id it asks the server for an ``Evaluation.evaluate`` cal
 ``attributes.inspect.eval_id`` and, when one exists, adopts it and loads the keys of its finished
 prediction rows; only missing rows are written and an evaluation that already ended is never
 ended again. A prediction row is written child-first and ended last, so an ended row on the
-server is complete; a row that was started but never ended (a killed process) is deleted and
-written again.
+server is complete; a row that was started but never ended (a killed process) is deleted and written again.
 
 weave is imported lazily (only when a write is due); no credentials means one message and no
 ``weave.init`` (which would prompt); all waiting at exit is bounded by the flush timeout.
@@ -71,9 +70,8 @@ class WeaveSink(RecordSink):
 
     def __init__(self, settings: Settings, *, connect_timeout_s: float | None = None) -> None:
         self.settings = settings
-        wandb_project = None
-        if "wandb" in settings.core.exporters:  # cross-reference the W&B Models run of the same eval
-            wandb_project = run_project_path(settings)
+        # cross-reference the W&B Models run of the same eval
+        wandb_project = run_project_path(settings) if "wandb" in settings.core.exporters else None
         self.translator = WeaveTranslator(
             traces=settings.weave.traces, content=settings.content.capture, wandb_project=wandb_project
         )
@@ -189,6 +187,9 @@ class WeaveSink(RecordSink):
             h = self._evals.get(eval_id)
             if self.ledger.confirm(client, eval_id, h.call_id if h else None):
                 self._applied_at.pop(eval_id, None)  # the grace counts from the oldest unconfirmed write
+                if h is not None and h.ended:  # ended and read back: drop its state (flat memory)
+                    self._evals.pop(eval_id, None)
+                    self.ledger.forget(eval_id)
                 continue
             ok = False
             # a server may show a write a moment late: write again only once it is clearly lost
