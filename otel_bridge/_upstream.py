@@ -11,6 +11,8 @@ loudly (naming the upstream version) when the upstream changes.
   naming it (the client holds no handle for a call another process started), and ending such a
   call goes through the batch processor's eager path (see ``route_end_of_foreign_call``); the
   score feedback of a replaced evaluation revision is purged in batches (``purge_feedback``).
+- wandb: a finished run's artifacts stay in wandb's module-level artifact cache, keeping the
+  whole run alive; the W&B sink drops them after ``finish`` (``forget_run_artifacts``).
 """
 
 from __future__ import annotations
@@ -133,3 +135,29 @@ def purge_feedback(client: Any, feedback_ids: list[str]) -> None:
             "query": {"$expr": {"$or": matches} if len(matches) > 1 else matches[0]},
         }
     )
+
+
+def forget_run_artifacts(run_id: str) -> int:
+    """Drop a finished run's artifacts from wandb's process-wide artifact cache; how many went.
+
+    wandb registers every ``Artifact`` it creates (the run's logged tables, our log artifact) in
+    a module-level capped dict of 100 and never removes them; each one holds its logged objects
+    and, through them, the whole finished ``Run`` (config, summary, settings). A long-running
+    receiver therefore keeps the last ~50 runs alive. Once a run has finished nothing resolves
+    those artifacts by their client id again, so the sink drops them. No-op if the cache moved.
+    """
+    try:
+        from wandb.sdk.artifacts import artifact_instance_cache as cache
+    except ImportError:
+        return 0
+    dropped = 0
+    for registry in (cache.artifact_instance_cache_by_client_id, cache.artifact_instance_cache):
+        for key, artifact in list(registry.items()):
+            try:
+                name = str(artifact.name)
+            except Exception:  # an artifact in a state where its name cannot be read: leave it
+                continue
+            if run_id in name:  # "run-<id>-<table key>" (wandb's), "inspect-logs-<id>" (ours)
+                registry.pop(key, None)
+                dropped += 1
+    return dropped

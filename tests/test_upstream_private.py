@@ -5,6 +5,11 @@ Each test fails loudly when the upstream changes, naming what moved.
 
 from __future__ import annotations
 
+import gc
+import weakref
+from pathlib import Path
+
+import pytest
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -12,6 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from otel_bridge._upstream import (
     add_score_feedback,
     evaluate_call_handle,
+    forget_run_artifacts,
     provider_processor,
     roll_up_into,
     route_end_of_foreign_call,
@@ -101,3 +107,34 @@ def test_feedback_purge_request_still_there() -> None:
     src = pyinspect.getsource(RefFeedbackQuery.purge)
     assert "server.feedback_purge" in src and '"$getField": "id"' in src and '"project_id"' in src
     assert callable(RemoteHTTPTraceServer.feedback_purge)
+
+
+def test_wandb_artifact_cache_still_keeps_finished_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """wandb's module-level artifact cache keeps a finished run alive through its logged table;
+    ``forget_run_artifacts`` lets it go (real wandb, offline). Fails if the cache moves or stops
+    holding runs (then the workaround can go)."""
+    # weave is imported by the test above: wandb.init would try to log in to it for this run
+    monkeypatch.setenv("WANDB_DISABLE_WEAVE", "true")
+    import wandb
+    from wandb.sdk.artifacts import artifact_instance_cache as cache
+
+    run = wandb.init(
+        project="upstream-check",
+        mode="offline",
+        dir=str(tmp_path),
+        reinit="create_new",
+        settings=wandb.Settings(console="off", silent=True, save_code=False),
+    )
+    run.log({"samples": wandb.Table(columns=["a"], data=[[1]])})
+    run.finish()
+    run_id, alive = run.id, weakref.ref(run)
+    del run
+    gc.collect()
+    assert alive() is not None, f"wandb {wandb.__version__} no longer keeps a finished run alive"
+    assert any(run_id in a.name for a in cache.artifact_instance_cache_by_client_id.values())
+    assert forget_run_artifacts(run_id) >= 1
+    gc.collect()
+    assert alive() is None, "something else in wandb still holds the finished run"
+    assert not any(run_id in a.name for a in cache.artifact_instance_cache_by_client_id.values())

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from otel_bridge import _upstream as upstream
 from otel_bridge import notify
 from otel_bridge.config import Settings, environment
 from otel_bridge.records import SpanRecord
@@ -346,6 +347,9 @@ class WandbSink(RecordSink):
         )
 
     def _after_finish(self, key: str, run: Any) -> None:
+        # wandb's artifact cache would keep the finished run (and its tables) alive: a
+        # long-running receiver stays flat only if it lets go of it
+        self._call(key, "release", lambda: upstream.forget_run_artifacts(str(run.id)))
         directory = self._offline_dirs.pop(key, None)
         if directory is None:
             return

@@ -72,9 +72,8 @@ class WeaveSink(Revisions, RecordSink):
 
     def __init__(self, settings: Settings, *, connect_timeout_s: float | None = None) -> None:
         self.settings = settings
-        wandb_project = None
-        if "wandb" in settings.core.exporters:  # cross-reference the W&B Models run of the same eval
-            wandb_project = run_project_path(settings)
+        # cross-reference the W&B Models run of the same eval
+        wandb_project = run_project_path(settings) if "wandb" in settings.core.exporters else None
         self.translator = WeaveTranslator(
             traces=settings.weave.traces, content=settings.content.capture, wandb_project=wandb_project
         )
@@ -190,6 +189,9 @@ class WeaveSink(Revisions, RecordSink):
             h = self._evals.get(eval_id)
             if self.ledger.confirm(client, eval_id, h.call_id if h else None):
                 self._applied_at.pop(eval_id, None)  # the grace counts from the oldest unconfirmed write
+                if h is not None and h.ended:  # ended and read back: drop its state (flat memory)
+                    self._evals.pop(eval_id, None)
+                    self.ledger.forget(eval_id)
                 continue
             ok = False
             # a server may show a write a moment late: write again only once it is clearly lost

@@ -32,6 +32,9 @@ WEAVE_SETTINGS: dict[str, Any] = {
     "retry_max_attempts": 2,
     "retry_max_interval": 5.0,
     "http_timeout": 15.0,
+    # a write-only client: the response cache (memory + SQLite on disk) is never read back, and
+    # in a long-running receiver it only grows (measured: docs/performance.md, receiver memory)
+    "use_server_cache": False,
 }
 
 

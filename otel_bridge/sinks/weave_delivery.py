@@ -154,7 +154,9 @@ class Ledger:
         self.due.extendleft(reversed(again))
 
     def forget(self, eval_id: str) -> None:
+        """Drop everything kept for an evaluation (it ended and the server holds all of it)."""
         self._written.pop(eval_id, None)
+        self._starts.pop(eval_id, None)
 
 
 def _ended_rows(client: Any, call_id: str, keys: list[str]) -> set[str]:
