@@ -23,6 +23,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from otel_bridge import conventions as c
 from otel_bridge import notify
 from otel_bridge.otlp_json import json_to_request, request_to_json
+from otel_bridge.receiver.memory import release_free_memory
 from otel_bridge.receiver.requests import (
     BadRequest,
     Outcome,
@@ -62,6 +63,7 @@ class Receiver:
         self._ended: deque[str] = deque(maxlen=10_000)
         self._ended_set: set[str] = set()
         self._last_stale_check = 0.0
+        self._trim_ticks = 0
         self._worker = threading.Thread(target=self._run, name="otel-bridge-receiver", daemon=True)
         # records are built on the accept path only for sinks that look at them there
         self._validators = [s for s in self.sinks if type(s).validate is not RecordSink.validate]
@@ -283,6 +285,9 @@ class Receiver:
                     if self._uncommitted is not None:
                         self._flush_and_commit(self._uncommitted)
                     self._check_stale()
+                    if self._trim_ticks and self._uncommitted is None:
+                        self._trim_ticks -= 1  # idle and all confirmed: what the evals freed goes back
+                        release_free_memory()
                     self.spool.wait(0.5)
                     continue
                 for entry in entries:
@@ -290,6 +295,7 @@ class Receiver:
                         return  # aborted while a sink kept failing: replayed on next start
                     self._delivered_to = entry.end
                 self._flush_and_commit(entries[-1].end)
+                self._trim_ticks = 3  # sinks finish in the background: trim a few idle ticks later
                 self._check_stale()
             except Exception as exc:  # a bug must not silently stop delivery, nor skip entries
                 notify.say(f"receiver worker error ({type(exc).__name__}: {exc}); continuing.")
