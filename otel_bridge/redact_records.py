@@ -5,21 +5,17 @@ collector, a hand-written client), so what they send has not been through the ho
 ``scrub_request`` runs once per decoded request, before the spool: no secret reaches the
 receiver's disk (spool, dead-letter file) nor any sink (span files, Weave, W&B), and the spool is
 the faithful record of what the sinks get — a replay after a crash delivers the same bytes, even
-if the environment changed meanwhile (docs/conventions.md, "The receiver"). ``scrub_records`` is
-the same pass over decoded records, for an accept path that decodes straight to records.
+if the environment changed meanwhile (docs/conventions.md, "The receiver").
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import replace
-from typing import Any
+from collections.abc import Iterable
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from otel_bridge.config import environment, environment_probe, load_settings
-from otel_bridge.records import SpanRecord
 from otel_bridge.redact import REDACTED, Redactor, is_secret_key
 
 _redactor: Redactor | None = None
@@ -95,30 +91,3 @@ def _scrub_value(value: AnyValue, redactor: Redactor, secret: bool) -> bool:
     elif kind == "kvlist_value":
         return _scrub_kvs(value.kvlist_value.values, redactor, secret)
     return False
-
-
-def scrub_records(records: Sequence[SpanRecord], redactor: Redactor | None = None) -> list[SpanRecord]:
-    """Every string of every span (name, attributes, event attributes, resource, status message)
-    redacted: known secret values, token shapes, user patterns, and the value of any attribute
-    whose key looks secret (``api_key``, ``authorization``...: other senders name them so)."""
-    redactor = redactor or _process_redactor()
-    redactor.refresh()
-    out: list[SpanRecord] = []
-    for record in records:
-        _scrub(record.attributes, redactor)
-        _scrub(record.resource, redactor)
-        for event in record.events:
-            _scrub(event.attributes, redactor)
-        message = redactor.text(record.status_message) if record.status_message else ""
-        name = redactor.text(record.name)
-        same = message is record.status_message and name is record.name
-        out.append(record if same else replace(record, name=name, status_message=message))
-    return out
-
-
-def _scrub(attrs: dict[str, Any], redactor: Redactor) -> None:
-    for key, value in attrs.items():
-        if isinstance(value, str):
-            attrs[key] = REDACTED if value and is_secret_key(key) else redactor.text(value)
-        elif isinstance(value, (list, tuple, dict)):
-            attrs[key] = redactor.structure(value, is_secret_key(key))
