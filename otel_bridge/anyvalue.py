@@ -21,10 +21,11 @@ _str = json.encoder.encode_basestring  # JSON string, non-ASCII kept
 
 
 def _float(value: float) -> str:
+    """Quoted NaN/Infinity, as protobuf's JSON mapping writes them (bare ones are not JSON)."""
     if value != value:
-        return "NaN"
+        return '"NaN"'
     if value in (float("inf"), float("-inf")):
-        return "Infinity" if value > 0 else "-Infinity"
+        return '"Infinity"' if value > 0 else '"-Infinity"'
     return float.__repr__(value)
 
 
@@ -37,13 +38,19 @@ def to_json(value: Any) -> str:
     if isinstance(value, bool):
         return '{"boolValue":true}' if value else '{"boolValue":false}'
     if isinstance(value, int):
-        return '{"intValue":"' + str(value) + '"}'
+        if -_INT64 <= value < _INT64:
+            return '{"intValue":"' + str(value) + '"}'
+        return '{"stringValue":"' + str(value) + '"}'
     if isinstance(value, float):
         return '{"doubleValue":' + _float(value) + "}"
     if isinstance(value, (list, tuple)):
         return '{"arrayValue":{"values":[' + ",".join([to_json(v) for v in value]) + "]}}"
     if isinstance(value, bytes):
         return '{"bytesValue":"' + base64.b64encode(value).decode() + '"}'
+    if isinstance(value, dict):  # records only (kvlists; the SDK refuses dict and None values)
+        return '{"kvlistValue":{"values":' + kvs_to_json(value) + "}}"
+    if value is None:
+        return "{}"
     return '{"stringValue":' + _str(str(value)) + "}"
 
 

@@ -94,40 +94,103 @@ def _flags(context: Any) -> str:
     return "768" if context is not None and context.is_remote else "256"
 
 
-def _span_json(span: Any) -> str:
-    ctx = span.context
+def span_json(
+    trace_id: str,
+    span_id: str,
+    name: str,
+    kind: int,
+    start_ns: int,
+    end_ns: int,
+    parent_id: str | None,
+    flags: str | None,
+    attributes: Any,
+    events: Any,
+    links: Any,
+    status_code: int,
+    status_message: str,
+) -> str:
+    """One OTLP/JSON span from its parts (ids as hex): the one rule for SDK spans and records.
+
+    ``events``: (time ns, name, attributes); ``links``: (trace id, span id, flags or None,
+    attributes). ``flags`` None leaves the field out (records do not keep flags).
+    """
     parts = [
-        f'{{"traceId":"{ctx.trace_id:032x}","spanId":"{ctx.span_id:016x}","name":{_str(span.name)},'
-        f'"kind":{span.kind.value + 1},"startTimeUnixNano":"{span.start_time or 0}",'
-        f'"endTimeUnixNano":"{span.end_time or 0}"'
+        f'{{"traceId":"{trace_id}","spanId":"{span_id}","name":{_str(name)},'
+        f'"kind":{kind},"startTimeUnixNano":"{start_ns}","endTimeUnixNano":"{end_ns}"'
     ]
-    if span.parent is not None:
-        parts.append(f',"parentSpanId":"{span.parent.span_id:016x}"')
-    parts.append(',"flags":' + _flags(span.parent))
-    if span.attributes:
-        parts.append(',"attributes":' + kvs_to_json(span.attributes))
-    if span.events:
-        events = []
-        for e in span.events:
-            attrs = ',"attributes":' + kvs_to_json(e.attributes) if e.attributes else ""
-            events.append(f'{{"timeUnixNano":"{e.timestamp}","name":{_str(e.name)}{attrs}}}')
-        parts.append(',"events":[' + ",".join(events) + "]")
-    if span.links:
-        links = []
-        for ln in span.links:
-            attrs = ',"attributes":' + kvs_to_json(ln.attributes) if ln.attributes else ""
-            links.append(
-                f'{{"traceId":"{ln.context.trace_id:032x}","spanId":"{ln.context.span_id:016x}",'
-                f'"flags":{_flags(ln.context)}{attrs}}}'
-            )
-        parts.append(',"links":[' + ",".join(links) + "]")
+    if parent_id:
+        parts.append(f',"parentSpanId":"{parent_id}"')
+    if flags is not None:
+        parts.append(',"flags":' + flags)
+    if attributes:
+        parts.append(',"attributes":' + kvs_to_json(attributes))
+    if events:
+        out = []
+        for time_ns, event_name, event_attrs in events:
+            attrs = ',"attributes":' + kvs_to_json(event_attrs) if event_attrs else ""
+            out.append(f'{{"timeUnixNano":"{time_ns}","name":{_str(event_name)}{attrs}}}')
+        parts.append(',"events":[' + ",".join(out) + "]")
+    if links:
+        out = []
+        for link_trace, link_span, link_flags, link_attrs in links:
+            attrs = ',"attributes":' + kvs_to_json(link_attrs) if link_attrs else ""
+            flag = f',"flags":{link_flags}' if link_flags is not None else ""
+            out.append(f'{{"traceId":"{link_trace}","spanId":"{link_span}"{flag}{attrs}}}')
+        parts.append(',"links":[' + ",".join(out) + "]")
     status = []
-    if span.status.status_code.value:
-        status.append(f'"code":{span.status.status_code.value}')
-    if span.status.description:
-        status.append('"message":' + _str(span.status.description))
+    if status_code:
+        status.append(f'"code":{status_code}')
+    if status_message:
+        status.append('"message":' + _str(status_message))
     parts.append(',"status":{' + ",".join(status) + "}}")
     return "".join(parts)
+
+
+def _span_json(span: Any) -> str:
+    ctx = span.context
+    return span_json(
+        f"{ctx.trace_id:032x}",
+        f"{ctx.span_id:016x}",
+        span.name,
+        span.kind.value + 1,
+        span.start_time or 0,
+        span.end_time or 0,
+        f"{span.parent.span_id:016x}" if span.parent is not None else None,
+        _flags(span.parent),
+        span.attributes,
+        [(e.timestamp, e.name, e.attributes) for e in span.events],
+        [
+            (f"{ln.context.trace_id:032x}", f"{ln.context.span_id:016x}", _flags(ln.context), ln.attributes)
+            for ln in span.links
+        ],
+        span.status.status_code.value,
+        span.status.description or "",
+    )
+
+
+def request_json(resources: Any) -> str:
+    """An ExportTraceServiceRequest line from (resource attributes, [(scope or None, [span json])]).
+
+    A scope is (name, version); None leaves the scope out (records do not keep it).
+    """
+    resource_spans = []
+    for attributes, scopes in resources:
+        scope_spans = []
+        for scope, items in scopes:
+            head = ""
+            if scope is not None:
+                name, version = scope
+                version_json = ',"version":' + _str(version) if version else ""
+                head = f'"scope":{{"name":{_str(name)}{version_json}}},'
+            scope_spans.append("{" + head + '"spans":[' + ",".join(items) + "]}")
+        resource_spans.append(
+            '{"resource":{"attributes":'
+            + kvs_to_json(attributes or {})
+            + '},"scopeSpans":['
+            + ",".join(scope_spans)
+            + "]}"
+        )
+    return '{"resourceSpans":[' + ",".join(resource_spans) + "]}"
 
 
 def spans_to_json(spans: Any) -> str:
@@ -138,22 +201,7 @@ def spans_to_json(spans: Any) -> str:
         scope = span.instrumentation_scope
         key = (scope.name if scope else "", (scope.version or "") if scope else "")
         groups.setdefault(id(resource), (resource, {}))[1].setdefault(key, []).append(_span_json(span))
-    resource_spans = []
-    for resource, scopes in groups.values():
-        scope_spans = []
-        for (name, version), items in scopes.items():
-            version_json = ',"version":' + _str(version) if version else ""
-            scope_spans.append(
-                f'{{"scope":{{"name":{_str(name)}{version_json}}},"spans":[' + ",".join(items) + "]}"
-            )
-        resource_spans.append(
-            '{"resource":{"attributes":'
-            + kvs_to_json(resource.attributes or {})
-            + '},"scopeSpans":['
-            + ",".join(scope_spans)
-            + "]}"
-        )
-    return '{"resourceSpans":[' + ",".join(resource_spans) + "]}"
+    return request_json((resource.attributes, list(scopes.items())) for resource, scopes in groups.values())
 
 
 # --- and back: SDK spans from a span-file line ---------------------------------------------

@@ -16,7 +16,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from otel_bridge.anyvalue import kvs_from_json, kvs_from_proto, kvs_to_proto
-from otel_bridge.otlp_json import OtlpJsonError
+from otel_bridge.otlp_json import OtlpJsonError, request_json, span_json
 
 STATUS_NAMES = {0: "UNSET", 1: "OK", 2: "ERROR"}
 STATUS_CODES = {name: code for code, name in STATUS_NAMES.items()}
@@ -145,6 +145,39 @@ def to_request(records: Sequence[SpanRecord]) -> ExportTraceServiceRequest:
             link.span_id = bytes.fromhex(span_id)
         scope_spans.spans.append(span)
     return request
+
+
+def records_to_json(records: Sequence[SpanRecord]) -> str:
+    """``request_to_json(to_request(records))`` without protobuf: one span-file line, ~10× faster.
+
+    The receiver's file sink writes every span; protobuf's JSON conversion was its limit. The
+    text rule is ``otlp_json.span_json``, shared with the hook's span files.
+    """
+    by_resource: dict[str, tuple[dict[str, Any], list[str]]] = {}
+    keys: dict[int, str] = {}  # records of one request share their resource dict
+    for r in records:
+        rkey = keys.get(id(r.resource))
+        if rkey is None:
+            rkey = keys[id(r.resource)] = json.dumps(r.resource, sort_keys=True, default=str)
+        items = by_resource.setdefault(rkey, (r.resource, []))[1]
+        items.append(
+            span_json(
+                r.trace_id,
+                r.span_id,
+                r.name,
+                r.kind,
+                r.start_ns,
+                r.end_ns,
+                r.parent_id,
+                None,
+                r.attributes,
+                [(e.time_ns, e.name, e.attributes) for e in r.events],
+                [(trace_id, span_id, None, None) for trace_id, span_id in r.links],
+                STATUS_CODES.get(r.status, 0),
+                r.status_message,
+            )
+        )
+    return request_json((resource, [(None, items)]) for resource, items in by_resource.values())
 
 
 @dataclass

@@ -18,8 +18,7 @@ from typing import IO
 
 from otel_bridge import conventions as c
 from otel_bridge import spanfiles
-from otel_bridge.otlp_json import request_to_json
-from otel_bridge.records import FileReadReport, NotASpanFile, SpanRecord, read_span_file, to_request
+from otel_bridge.records import FileReadReport, NotASpanFile, SpanRecord, read_span_file, records_to_json
 from otel_bridge.sinks.base import DeliveryError, RecordSink
 from otel_bridge.spanfiles import SUFFIX
 
@@ -94,7 +93,7 @@ class FileRecordSink(RecordSink):
                 if handle is None:
                     handle = open(self._path_for(key), "a", encoding="utf-8")  # noqa: SIM115
                     self._handles[key] = handle
-                handle.write(request_to_json(to_request(group)) + "\n")
+                handle.write(records_to_json(group) + "\n")
                 handle.flush()
                 self._dirty.add(key)
                 if any(r.name in _RUN_ENDS for r in group):
