@@ -116,8 +116,8 @@ def main() -> int:
     parser.add_argument("--live-samples", type=int, default=20_000, help="samples of the live eval")
     parser.add_argument(
         "--receiver-sizes",
-        default="1000,10000",
-        help="the sizes the receiver rows run at (the senders hold every request in memory)",
+        default="1000,10000,100000",
+        help="the sizes the receiver rows run at (the senders stream their requests from disk)",
     )
     parser.add_argument(
         "--receiver-cpus",
