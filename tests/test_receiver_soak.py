@@ -104,15 +104,10 @@ def test_fifty_evals_in_a_row_are_all_complete_and_fds_flat(soak: Soak) -> None:
 
 
 @pytest.mark.timeout(900)
-@pytest.mark.xfail(
-    strict=True,  # passes once the receiver's sinks stop growing: then this marker must go
-    reason="issue 12, receiver part (open): RSS 150 → 170 MB (+13.3%) from the 5th to the 50th "
-    "eval after the retention fixes and the idle malloc_trim (was 153 → 186); the rest is native "
-    "memory tracemalloc does not see "
-    "(docs/performance.md, a long-running receiver's memory)",
-)
 def test_fifty_evals_in_a_row_keep_the_receiver_rss_flat(soak: Soak) -> None:
     rss5, rss50 = soak.footprint[5][0], soak.footprint[EVALS][0]
+    fds = soak.footprint[5][1], soak.footprint[EVALS][1]
+    print(f"receiver after 5 / {EVALS} evals: RSS {rss5 / 2**20:.1f} / {rss50 / 2**20:.1f} MB, fds {fds}")
     assert rss50 <= rss5 * 1.10, (
         f"RSS {rss5 / 2**20:.0f} MB after 5 evals, {rss50 / 2**20:.0f} MB after {EVALS}"
     )

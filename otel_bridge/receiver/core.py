@@ -23,7 +23,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from otel_bridge import conventions as c
 from otel_bridge import notify
 from otel_bridge.otlp_json import json_to_request, request_to_json
-from otel_bridge.receiver.memory import release_free_memory
+from otel_bridge.receiver.memory import fix_mmap_threshold, release_free_memory
 from otel_bridge.receiver.requests import (
     BadRequest,
     Outcome,
@@ -198,6 +198,7 @@ class Receiver:
                 for ss in rs.scope_spans
                 for s in ss.spans
             )
+        fix_mmap_threshold()  # large buffers freed go back to the OS: RSS stays flat over many evals
         self._worker.start()
         return pending
 
