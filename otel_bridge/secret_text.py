@@ -81,6 +81,19 @@ def key_cuts(value: str, cuts: list[Cut]) -> None:
             i = low.find(word, after)
 
 
+HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def starts_word(value: str, i: int) -> bool:
+    """Whether a word starts at ``i``: the text's start, after a non-word character, or after a
+    JSON escape (content is redacted as its JSON text, where a newline before a token is ``\\n``)."""
+    if i == 0 or value[i - 1] not in WORD:
+        return True
+    if i >= 2 and value[i - 2] == "\\" and value[i - 1] in "nrtbf":
+        return True
+    return i >= 6 and value[i - 6] == "\\" and value[i - 5] == "u" and all(c in HEX for c in value[i - 4 : i])
+
+
 def shape_cuts(
     value: str,
     reason: str,
@@ -93,10 +106,10 @@ def shape_cuts(
     i = value.find(anchor)
     while i != -1:
         if reason == "bearer":  # the anchor is "earer": a word that is "bearer" itself
-            bearer = i >= 1 and value[i - 1] in "bB" and (i == 1 or value[i - 2] not in WORD)
+            bearer = i >= 1 and value[i - 1] in "bB" and starts_word(value, i - 1)
             m = regex.match(value, i) if bearer else None
         else:
-            m = None if edge and i and value[i - 1] in WORD else regex.match(value, i)
+            m = None if edge and not starts_word(value, i) else regex.match(value, i)
         if m is not None:
             start, end = m.span()
             if reason == "url_credentials":  # keep the scheme and the host
