@@ -10,12 +10,17 @@ a fresh ``Redactor`` and ``Scrubber`` ``--reps`` times with the garbage collecto
 the time per span by entry point (best and median rep). In ``make bench`` the same work reads
 higher (cold caches, garbage-collector passes landing in it, a shared VM): this is the figure to
 compare code changes with; ``make bench`` says what it costs inside a running eval.
+
+``--baseline REV`` also replays the same recording through ``otel_bridge/redact.py`` as it was at
+git revision REV (loaded beside the current package, whose other modules it imports), alternating
+with the current one rep by rep, and first checks that both return identical output for every call.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import importlib.util
 import os
 import pickle
 import statistics
@@ -71,9 +76,27 @@ class _Event:
         self.attributes = attributes
 
 
-def _replay(calls: list[tuple[str, Any]]) -> tuple[Counter[str], Counter[str]]:
-    from otel_bridge import redact
+def _baseline(rev: str, tmp: str) -> Any:
+    """``otel_bridge/redact.py`` at git revision ``rev``, as a module of its own."""
+    source = subprocess.run(
+        ["git", "-C", str(ROOT), "show", f"{rev}:otel_bridge/redact.py"], capture_output=True, check=True
+    ).stdout
+    path = Path(tmp) / "redact_baseline.py"
+    path.write_bytes(source)
+    spec = importlib.util.spec_from_file_location("redact_baseline", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _replay(
+    calls: list[tuple[str, Any]], redact: Any = None, outputs: list[Any] | None = None
+) -> tuple[Counter[str], Counter[str]]:
     from otel_bridge.config import environment, environment_probe
+
+    if redact is None:
+        from otel_bridge import redact
 
     redactor = redact.Redactor(environment, probe=environment_probe)
     scrubber = redact.Scrubber(redactor, True)
@@ -86,17 +109,33 @@ def _replay(calls: list[tuple[str, Any]]) -> tuple[Counter[str], Counter[str]]:
             attrs = dict(attrs)
             evs = [_Event(dict(e) if e is not None else None) for e in events]
             t = clock()
-            scrubber.span(attrs, evs, status)
+            out: Any = scrubber.span(attrs, evs, status)
+            spent[name] += clock() - t
+            out = (attrs, [e.attributes for e in evs], out.status_code, out.description)
         elif name == "refresh":
             t = clock()
-            scrubber.refresh()
+            out = scrubber.refresh()
+            spent[name] += clock() - t
         else:
             fn = getattr(redactor, name)
             t = clock()
-            fn(*args)
-        spent[name] += clock() - t
+            out = fn(*args)
+            spent[name] += clock() - t
         count[name] += 1
+        if outputs is not None:
+            outputs.append(out)
     return spent, count
+
+
+def _table(label: str, runs: list[tuple[Counter[str], Counter[str]]], calls: int) -> None:
+    spans = runs[0][1]["span"]
+    totals = [sum(spent.values()) / spans / 1000 for spent, _ in runs]
+    print(f"\n{label}\n| entry point | calls | best µs/span | median µs/span |")
+    print("|---|---|---|---|")
+    for name in ("span", "text", "structure", "vouch", "refresh"):
+        per = [spent[name] / spans / 1000 for spent, _ in runs]
+        print(f"| {name} | {runs[0][1][name]} | {min(per):.2f} | {statistics.median(per):.2f} |")
+    print(f"| all | {calls} | {min(totals):.2f} | {statistics.median(totals):.2f} |")
 
 
 def main() -> None:
@@ -105,6 +144,7 @@ def main() -> None:
     )
     parser.add_argument("--samples", type=int, default=300)
     parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument("--baseline", metavar="REV", help="also replay redact.py as at this git revision")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("INSPECT_OTEL_", "OTEL_"))}
@@ -125,18 +165,26 @@ def main() -> None:
             raise SystemExit(proc.stderr.decode()[-3000:])
         with open(out, "rb") as fh:
             calls = pickle.load(fh)
+        baseline = _baseline(args.baseline, tmp) if args.baseline else None
+    if baseline is not None:
+        mine: list[Any] = []
+        theirs: list[Any] = []
+        _replay(calls, outputs=mine)
+        _replay(calls, baseline, outputs=theirs)
+        same = sum(a == b for a, b in zip(mine, theirs, strict=True))
+        print(f"identical output on {same} of {len(mine)} calls (current vs {args.baseline})")
     gc.disable()
-    runs = [_replay(calls) for _ in range(args.reps)]
-    spans = runs[0][1]["span"]
-    totals = [sum(spent.values()) / spans / 1000 for spent, _ in runs]
+    runs, base_runs = [], []
+    for _ in range(args.reps):
+        if baseline is not None:
+            base_runs.append(_replay(calls, baseline))
+        runs.append(_replay(calls))
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    spans = runs[0][1]["span"]
     print(f"\n{args.samples} samples, {spans} spans, {len(calls)} calls, {args.reps} replays; load {load}")
-    print("| entry point | calls | best µs/span | median µs/span |")
-    print("|---|---|---|---|")
-    for name in ("span", "text", "structure", "vouch", "refresh"):
-        per = [spent[name] / spans / 1000 for spent, _ in runs]
-        print(f"| {name} | {runs[0][1][name]} | {min(per):.2f} | {statistics.median(per):.2f} |")
-    print(f"| all | {len(calls)} | {min(totals):.2f} | {statistics.median(totals):.2f} |")
+    if base_runs:
+        _table(f"redact.py at {args.baseline}", base_runs, len(calls))
+    _table("redact.py now", runs, len(calls))
 
 
 if __name__ == "__main__":
