@@ -359,7 +359,10 @@ class WeaveSink(Revisions, RecordSink):
             return
         _, inspect_scorer = weave_classes()
         example = dict(w.example)
-        scorers = {s.name: inspect_scorer(name=s.name) for s in w.scorer_calls}
+        scorers = h.scorers
+        for s in w.scorer_calls:
+            if s.name not in scorers:
+                scorers[s.name] = inspect_scorer(name=s.name)
         pas = self._call(
             client,
             self._proxy(client, h),

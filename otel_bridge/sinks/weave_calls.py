@@ -230,6 +230,9 @@ class EvalHandle:
     rescore: Any = None  # an ended one being compared with the input (weave_rescore.Compare)
     #: older revisions (call id, trace id), deleted once this one has ended
     replaces: list[tuple[str, str]] = field(default_factory=list)
+    #: one scorer object per name, saved once: a fresh one per row made weave publish it again and
+    #: the score feedback wait ~40 ms for its ref (57% of a `sync --to weave`)
+    scorers: dict[str, Any] = field(default_factory=dict)
 
 
 def record_op(cache: dict[str, Any], name: str, eager: bool = False) -> Any:
