@@ -17,10 +17,11 @@ from otel_bridge import __version__, api, notify
 from otel_bridge import conventions as c
 from otel_bridge.config import Settings, environment, environment_probe, load_settings
 from otel_bridge.hook.recorder import Recorder
+from otel_bridge.logcopies import LogCopier
 from otel_bridge.metrics.provider import say_undelivered
 from otel_bridge.metrics.recorder import NO_METRICS
 from otel_bridge.pipeline import Pipeline
-from otel_bridge.redact import Redactor, Scrubber
+from otel_bridge.redact import Redactor, Scrubber, secret_env_values
 
 
 def _inspect_version() -> str:
@@ -48,13 +49,25 @@ class Session:
         # one redactor: the builders' and the edge pass's (which every span goes through)
         redactor = Redactor(environment, patterns=settings.content.redact_patterns, probe=environment_probe)
         self.pipeline.spans.scrubber = Scrubber(redactor, settings.content.capture)
+        self.log_copies: LogCopier | None = None
         # a secret exported after the workers started: their redaction (the W&B log copy) learns it
         redactor.on_new = self._tell_workers
         self.recorder = Recorder(self.pipeline.spans, settings, redactor, versions)
+        if settings.content.capture and settings.wandb.log_artifact:
+            # the W&B log artifact's redacted copy, made here where every secret is known
+            patterns = settings.content.redact_patterns
+            copier = LogCopier(
+                settings.core.span_dir,
+                lambda known: Redactor(environment(), extra=tuple(known), patterns=patterns),
+            )
+            copier.known.update(secret_env_values(environment()))
+            self.recorder.log_copies = self.log_copies = copier
         metrics = self.pipeline.metrics
         self.recorder.metrics = self.recorder.events.metrics = metrics.recorder if metrics else NO_METRICS
 
     def _tell_workers(self, values: dict[str, str]) -> None:
+        if self.log_copies is not None:  # its copies are redacted with every value seen
+            self.log_copies.known.update(values)
         for worker in self.pipeline.workers:
             worker.tell_secrets(values)
 

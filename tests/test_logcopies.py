@@ -1,0 +1,85 @@
+"""The eval's own redacted log copies (otel_bridge/logcopies.py): made once, where, and when not.
+
+Real evals of the demo task (two models, so two task logs) in a child process. The oracle is
+Inspect's own logs (``read_eval_log``): every log has one copy beside the span file, named on its
+task span, holding the same eval and samples; with content off there are none; a span directory
+where no copy can be written costs the eval nothing but one line, and the W&B upload then
+redacts the log itself and says so. tests/test_secrets.py proves the copy is what keeps a late
+secret out of the W&B artifacts that ``sync`` and the receiver make.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from inspect_ai.log import list_eval_logs, read_eval_log
+
+from tests.support.bridge import BridgeEnv, inspect_eval, subprocess_env
+from tests.support.e2e import DEMO_TASK
+
+MODELS = "offline/careful,offline/hasty"
+
+
+def _eval(root: Path, extra: dict[str, str]) -> tuple[BridgeEnv, str, list[str]]:
+    """Run the demo; (its environment, stderr, Inspect's log paths)."""
+    bridge = BridgeEnv(root)
+    result = inspect_eval([DEMO_TASK, "--model", MODELS], subprocess_env({**bridge.env(), **extra}))
+    assert result.returncode == 0, result.stderr[-3000:]
+    logs = sorted(info.name.removeprefix("file://") for info in list_eval_logs(str(bridge.log_dir)))
+    assert len(logs) == 2 and all(read_eval_log(p, header_only=True).status == "success" for p in logs)
+    return bridge, result.stderr, logs
+
+
+def _named_copies(bridge: BridgeEnv) -> dict[str, str]:
+    """{log location: copy} as the task spans name them, read from the span file's raw JSON."""
+    out: dict[str, str] = {}
+    for line in bridge.raw_bytes().decode().splitlines():
+        for rs in json.loads(line)["resourceSpans"]:
+            for ss in rs["scopeSpans"]:
+                for span in ss["spans"]:
+                    attrs = {a["key"]: a["value"].get("stringValue") for a in span.get("attributes", [])}
+                    if "inspect.log.redacted_copy" in attrs:
+                        out[attrs["inspect.log.location"]] = attrs["inspect.log.redacted_copy"]
+    return out
+
+
+def test_one_copy_per_log_beside_the_span_file(tmp_path: Path) -> None:
+    """No W&B worker (exporters=file): the hook still makes the copies, in the span directory
+    (never among Inspect's logs), each the same eval as Inspect's log, read back by Inspect."""
+    bridge, stderr, logs = _eval(tmp_path, {"INSPECT_OTEL_CAPTURE_CONTENT": "true"})
+    named = _named_copies(bridge)
+    assert sorted(named) == logs
+    for location, copy in named.items():
+        assert Path(copy).parent == (bridge.span_dir / "redacted-logs").absolute()
+        assert Path(copy).name == Path(location).name
+        original, copied = read_eval_log(location), read_eval_log(copy)
+        assert copied.eval.eval_id == original.eval.eval_id
+        assert [s.id for s in copied.samples or []] == [s.id for s in original.samples or []]
+        assert copied.results == original.results
+    assert sorted(p.name for p in (bridge.span_dir / "redacted-logs").iterdir()) == sorted(
+        Path(p).name for p in logs
+    )  # no scratch left behind
+    assert "redacted copy" not in stderr
+
+
+def test_content_off_writes_no_copy(tmp_path: Path) -> None:
+    bridge, _, _ = _eval(tmp_path, {"INSPECT_OTEL_CAPTURE_CONTENT": "false"})
+    assert _named_copies(bridge) == {}
+    assert not (bridge.span_dir / "redacted-logs").exists()
+
+
+def test_a_copy_that_cannot_be_written_costs_one_line(tmp_path: Path) -> None:
+    """``redacted-logs`` is a file, so no copy can be written (as on a full or read-only disk):
+    the eval succeeds, one line says so, and the live W&B upload redacts the log itself (it
+    knows the eval's secrets) and says that too."""
+    (tmp_path / "spans").mkdir(parents=True)
+    (tmp_path / "spans" / "redacted-logs").write_text("in the way")
+    extra = {"INSPECT_OTEL_CAPTURE_CONTENT": "true", "INSPECT_OTEL_EXPORTERS": "file,wandb"}
+    _, stderr, logs = _eval(tmp_path, {**extra, "WANDB_DATA_DIR": str(tmp_path / "wandb-data")})
+    lines = stderr.splitlines()
+    failed = [line for line in lines if "the redacted copy of Inspect's log" in line]
+    assert len(failed) == 1 and "could not be written" in failed[0], stderr[-3000:]
+    fallback = [line for line in lines if "uploaded to W&B redacted with the secrets this process" in line]
+    assert len(fallback) == 1, stderr[-3000:]
+    assert all(Path(p).name in fallback[0] for p in logs)
