@@ -6,9 +6,11 @@ server, W&B offline and Weave (the local trace server), each in its worker proce
 content capture and once without. Then every exported byte is searched for the raw markers:
 every file under WANDB_DIR, WANDB_DATA_DIR (the artifact staging area) and WANDB_CACHE_DIR (zip,
 gzip and zstd opened, the ``.wandb`` log reassembled into its records), every OTLP request
-body, every span file, and everything the Weave server holds for the project (calls, objects,
-table rows, feedback), plus what ``otel-bridge sync`` writes from the span files into a fresh W&B
-offline run. The oracle is the planted strings: nothing here reads the bridge's own lists.
+body, every span file and the eval's redacted log copies beside them, and everything the Weave
+server holds for the project (calls, objects, table rows, feedback), plus what ``otel-bridge
+sync`` and the receiver write from the span files into fresh W&B offline runs, in processes
+without the eval's late secret. The oracle is the planted strings: nothing here reads the
+bridge's own lists.
 """
 
 from __future__ import annotations
@@ -88,8 +90,8 @@ def _unpacked(name: str, data: bytes, depth: int = 0) -> Iterator[tuple[str, byt
         yield from _unpacked(inner_name, inner_data, depth + 1)
 
 
-def _collect_dir(out: Exported, path: str, directory: Path) -> None:
-    for file in sorted(p for p in directory.rglob("*") if p.is_file()):
+def _collect_dir(out: Exported, path: str, directory: Path, skip: str | None = None) -> None:
+    for file in sorted(p for p in directory.rglob("*") if p.is_file() and skip not in p.parts):
         data = file.read_bytes()
         for name, blob in _unpacked(str(file.relative_to(directory)), data):
             out.add(path, name, blob)
@@ -173,7 +175,10 @@ def _run(content: bool, server: WeaveServer, root: Path) -> Exported:
         for i, request in enumerate(capture.received):
             out.add("otlp", f"request{i}", request.body)
         assert expected > 0
-    _collect_dir(out, "span file", root / "spans")
+    # the eval's redacted copies of its logs (beside the span files), which W&B uploads: a path of their own
+    _collect_dir(out, "span file", root / "spans", skip="redacted-logs")
+    if (root / "spans" / "redacted-logs").exists():
+        _collect_dir(out, "log copy", root / "spans" / "redacted-logs")
     for name in ("wandb", "wandb-data", "wandb-cache"):
         if (root / name).exists():
             _collect_dir(out, "wandb", root / name)
@@ -247,7 +252,7 @@ def test_every_marker_was_planted(exported: dict[bool, Exported], content: bool)
     text = _user_log_text(run)
     missing = [k for k in run.markers if run.markers[k] not in text]
     assert missing == [], "markers the eval did not really produce"
-    assert set(run.blobs) == set(PATHS), "a path exported nothing"
+    assert set(run.blobs) == {*PATHS, *(["log copy"] if content else [])}, "a path exported nothing"
 
 
 @pytest.mark.parametrize("content", [True, False], ids=["content-on", "content-off"])
@@ -355,10 +360,11 @@ def test_content_off_exports_no_content(exported: dict[bool, Exported], name: st
 @pytest.mark.parametrize("name", CONTENT)
 def test_content_on_exports_content(exported: dict[bool, Exported], name: str) -> None:
     """The other side of the oracle: with content on, every content marker is exported (so the
-    content-off test would catch a leak), in the span file, over OTLP and in the W&B log artifact."""
+    content-off test would catch a leak), in the span file, over OTLP, in the W&B log artifact and
+    in the eval's redacted log copy."""
     run = exported[True]
     marker = run.markers[f"content.{name}"]
-    for path in ("span file", "otlp", "wandb"):
+    for path in ("span file", "otlp", "wandb", "log copy"):
         assert run.hits(marker, path), f"{name} not in {path}"
 
 
