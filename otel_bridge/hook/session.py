@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import threading
+import time
 from importlib.metadata import PackageNotFoundError, version
 
 from inspect_ai.hooks import RunStart
@@ -89,6 +90,9 @@ class Session:
     def close(self) -> None:
         self.recorder.abandon_all("process exited before this span ended")
         self.pipeline.shutdown()
+        if self.log_copies is not None and self.pipeline.end_by is not None:
+            # a copy still going after its run's wait: finished if it can be within the exit deadline
+            self.log_copies.wait(max(0.0, self.pipeline.end_by - time.monotonic()))
         message = self.pipeline.undelivered_message()
         if message:
             notify.say(message)
