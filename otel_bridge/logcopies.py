@@ -1,17 +1,19 @@
-"""Redacted copies of Inspect's logs, made once by the eval's process, which knows every secret.
+"""Redacted copies of Inspect's logs, made once where every secret of the eval's is known.
 
 The W&B log artifact is a redacted copy of Inspect's ``.eval`` log. Only the eval's process knows
 every secret its environment held while it ran (a solver may export one mid-eval); a later
 ``otel-bridge sync`` or a receiver knows its own environment only, so a copy it redacts could
-hold such a secret. So, with content capture on (and the log artifact not switched off), the
-eval's process redacts each finished task's local log once, in a thread (``LogCopier``), into
-``<span dir>/redacted-logs/<log file name>`` and names the copy on the task span
-(``inspect.log.redacted_copy``). It is written under a temporary name and renamed, so a copy that
-exists is whole, and the end of a run waits for its copies (bounded by the flush timeout) before
-the run span ends, so whoever finishes the W&B run finds them. Not in the user's log directory:
-Inspect would list the copy as one of its logs. The W&B sink, wherever it runs, uploads that
-copy when ``usable_copy`` accepts it, and otherwise redacts the log itself and says so in one
-line (``fallback_note``).
+hold such a secret. So, with content capture on (and the log artifact not switched off), each
+finished task's local log is redacted once into ``<span dir>/redacted-logs/<log file name>``,
+named on the task span (``inspect.log.redacted_copy``). The copy is made off the eval's process
+whenever it has a worker: the hook sends a ``logcopy`` frame to one (the W&B worker first), which
+the eval has told every late secret (``secrets`` frames, in order before it), and the worker
+copies in a thread (``LogCopier.copy``); the W&B sink there waits for it (``wait_for``) before
+uploading. Only with no worker (``INSPECT_OTEL_EXPORTERS=file``) the thread runs in the eval's
+process. It is written under a temporary name and renamed, so a copy that exists is whole. Not in
+the user's log directory: Inspect would list the copy as one of its logs. The W&B sink, wherever
+it runs, uploads that copy when ``usable_copy`` accepts it, and otherwise redacts the log itself
+and says so in one line (``fallback_note``).
 """
 
 from __future__ import annotations
@@ -86,18 +88,43 @@ def fallback_note(locations: list[str], why: str) -> str:
     )
 
 
-class LogCopier:
-    """The eval's process's copies: one thread per finished task's log, waited for at run end.
+# this process's copies still being written, by target path: the W&B sink waits for the one it uploads
+_running: dict[str, threading.Thread] = {}
 
-    ``redactor`` builds the copy's redactor in the thread (not the hook's own, which the eval's
-    loop uses meanwhile); ``known`` is every secret value the hook's redactor has seen, so a
-    secret that has left the environment since is redacted too.
+
+def wait_for(copy: str | None) -> None:
+    """Until this process's own copy into ``copy`` (if one is being written here) is done.
+
+    No bound of its own: the rest of the copy costs less than redacting the log again, and the
+    worker it runs in is stopped at the eval's exit deadline.
+    """
+    thread = _running.get(copy) if copy else None
+    if thread is not None:
+        thread.join()
+
+
+class LogCopier:
+    """A process's copies: one thread per finished task's log, waited for before exit.
+
+    In the eval's process with a worker (``send``: the worker's ``copy_log``), the copy is only
+    named and sent to the worker, which copies it (``copy``) off the eval's GIL. Without one
+    (``INSPECT_OTEL_EXPORTERS=file``) the thread runs here. ``redactor`` builds the copy's
+    redactor in the thread (not the hook's own, which the eval's loop uses meanwhile); ``known``
+    is every secret value the hook's redactor has seen, so a secret that has left the environment
+    since is redacted too (a worker knows them from the secrets frames).
     """
 
-    def __init__(self, span_dir: Path, redactor: Callable[[Mapping[str, str]], Redactor]) -> None:
+    def __init__(
+        self,
+        span_dir: Path,
+        redactor: Callable[[Mapping[str, str]], Redactor],
+        send: Callable[[str, Path], None] | None = None,
+    ) -> None:
         self.span_dir = span_dir
         self._redactor = redactor
+        self._send = send
         self.known: dict[str, str] = {}
+        self.sent: list[Path] = []  # copies a worker was asked to write
         self._pending: list[threading.Thread] = []
         self._lock = threading.Lock()
 
@@ -107,14 +134,23 @@ class LogCopier:
         local = local_path(location)
         if target is None or local is None or not Path(local).is_file():
             return None
+        if self._send is not None:
+            self._send(local, target)
+            self.sent.append(target)
+        else:
+            self.copy(local, target)
+        return target
+
+    def copy(self, source: str, target: Path) -> None:
+        """Redact ``source`` into ``target`` in a thread of this process."""
         thread = threading.Thread(
-            target=self._copy, args=(local, target, dict(self.known)), name="log-copy", daemon=True
+            target=self._copy, args=(source, target, dict(self.known)), name="log-copy", daemon=True
         )
         with self._lock:
             self._pending = [t for t in self._pending if t.is_alive()]
             self._pending.append(thread)
+        _running[str(target)] = thread
         thread.start()
-        return target
 
     def _copy(self, source: str, target: Path, known: dict[str, str]) -> None:
         try:
@@ -126,20 +162,30 @@ class LogCopier:
                 f"sync` or receiver redacts the log with the secrets it knows.",
                 key=f"log-copy:{target.parent}",
             )
+        finally:
+            _running.pop(str(target), None)
 
-    def wait(self, timeout_s: float) -> None:
-        """Until every copy begun so far is written, at most ``timeout_s`` (then one line)."""
-        deadline = time.monotonic() + timeout_s
+    def wait(self, timeout_s: float | None) -> None:
+        """Until every copy begun here is written, at most ``timeout_s`` (then one line)."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
         with self._lock:
             pending, self._pending = self._pending, []
         for thread in pending:
-            thread.join(max(0.0, deadline - time.monotonic()))
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         late = [t for t in pending if t.is_alive()]
         if late:
-            with self._lock:
-                self._pending.extend(late)
             notify.say(
-                f"{len(late)} redacted log copy(ies) still being written after {timeout_s:g} s; the "
-                f"run's W&B upload may redact the log itself instead.",
+                f"{len(late)} redacted log copy(ies) still being written at the exit deadline "
+                f"({timeout_s:g} s); a later `otel-bridge sync` redacts the log itself instead.",
                 key="log-copy-slow",
+            )
+
+    def unwritten(self, why: str) -> None:
+        """The copies sent to a worker that stopped before writing them (``why``): one line."""
+        missing = [p.name for p in self.sent if not p.exists()]
+        if missing:
+            notify.say(
+                f"the redacted copy of Inspect's log(s) {', '.join(missing)} was not written ({why}); "
+                f"a later `otel-bridge sync` or receiver redacts the log with the secrets it knows.",
+                key="log-copy-unwritten",
             )

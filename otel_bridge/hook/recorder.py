@@ -94,8 +94,6 @@ class Recorder:
         for eval_id, task in list(self.tasks.items()):
             if task.run_id == data.run_id:
                 self._end_task(eval_id, logs.get(eval_id), data.exception)
-        if self.log_copies is not None:  # before the run ends: whoever finishes its W&B run uploads them
-            self.log_copies.wait(self.settings.core.flush_timeout_s)
         for uuid, sample in list(self.samples.items()):
             if sample.run_id == data.run_id:
                 self._abandon_sample(uuid, "run ended before the sample finished (cancelled)")

@@ -254,6 +254,7 @@ class WandbSink(RecordSink):
             reason = ""
             for location in w.eval_logs:
                 local = logcopies.local_path(location)
+                logcopies.wait_for(w.copies.get(location))  # this worker's own copy, if still going
                 copy, why = logcopies.usable_copy(location, w.copies.get(location))
                 if local is None:  # a reference: W&B records the URI, the file stays where it is
                     artifact.add_reference(redactor.text(location))
