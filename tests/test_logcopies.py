@@ -11,11 +11,15 @@ secret out of the W&B artifacts that ``sync`` and the receiver make.
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import time
 from pathlib import Path
 
+import psutil
 from inspect_ai.log import list_eval_logs, read_eval_log
 
-from tests.support.bridge import BridgeEnv, inspect_eval, subprocess_env
+from tests.support.bridge import INSPECT, ROOT, BridgeEnv, inspect_eval, subprocess_env
 from tests.support.e2e import DEMO_TASK
 
 MODELS = "offline/careful,offline/hasty"
@@ -44,6 +48,15 @@ def _named_copies(bridge: BridgeEnv) -> dict[str, str]:
     return out
 
 
+def _same_eval(location: str, copy: str) -> None:
+    """The copy is Inspect's log at ``location`` as Inspect reads it: same eval, samples, results."""
+    assert Path(copy).name == Path(location).name
+    original, copied = read_eval_log(location), read_eval_log(copy)
+    assert copied.eval.eval_id == original.eval.eval_id
+    assert [s.id for s in copied.samples or []] == [s.id for s in original.samples or []]
+    assert copied.results == original.results
+
+
 def test_one_copy_per_log_beside_the_span_file(tmp_path: Path) -> None:
     """No W&B worker (exporters=file): the hook still makes the copies, in the span directory
     (never among Inspect's logs), each the same eval as Inspect's log, read back by Inspect."""
@@ -52,11 +65,7 @@ def test_one_copy_per_log_beside_the_span_file(tmp_path: Path) -> None:
     assert sorted(named) == logs
     for location, copy in named.items():
         assert Path(copy).parent == (bridge.span_dir / "redacted-logs").absolute()
-        assert Path(copy).name == Path(location).name
-        original, copied = read_eval_log(location), read_eval_log(copy)
-        assert copied.eval.eval_id == original.eval.eval_id
-        assert [s.id for s in copied.samples or []] == [s.id for s in original.samples or []]
-        assert copied.results == original.results
+        _same_eval(location, copy)
     assert sorted(p.name for p in (bridge.span_dir / "redacted-logs").iterdir()) == sorted(
         Path(p).name for p in logs
     )  # no scratch left behind
@@ -83,3 +92,35 @@ def test_a_copy_that_cannot_be_written_costs_one_line(tmp_path: Path) -> None:
     fallback = [line for line in lines if "uploaded to W&B redacted with the secrets this process" in line]
     assert len(fallback) == 1, stderr[-3000:]
     assert all(Path(p).name in fallback[0] for p in logs)
+
+
+def test_default_exporters_copy_outside_the_eval_process(tmp_path: Path) -> None:
+    """With the default exporters (file,wandb) the copy is written by a worker, not the eval's
+    process: the eval's process is killed (SIGKILL) while a copy is being written (its scratch
+    folder is there) and the copy still appears, whole, the same eval as Inspect's log. A copy
+    written by the eval's process (a thread of it) dies with it and never appears."""
+    bridge = BridgeEnv(tmp_path)
+    extra = {
+        "INSPECT_OTEL_CAPTURE_CONTENT": "true",
+        "INSPECT_OTEL_EXPORTERS": "file,wandb",
+        "INSPECT_OTEL_FLUSH_TIMEOUT": "120",  # no worker stopped at the exit deadline under load
+        "WANDB_DATA_DIR": str(tmp_path / "wandb-data"),
+    }
+    args = [INSPECT, "eval", DEMO_TASK, "--model", "offline/careful", "-T", "samples=150", "--display=none"]
+    env = subprocess_env({**bridge.env(), **extra})
+    proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
+    copies = bridge.span_dir / "redacted-logs"
+    deadline = time.monotonic() + 240
+    while not any(copies.glob(".partial-*")):  # a copy is being written
+        assert proc.poll() is None and time.monotonic() < deadline, "no copy seen being written"
+        time.sleep(0.005)
+    children = psutil.Process(proc.pid).children(recursive=True)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(30) == -signal.SIGKILL
+    assert not list(copies.glob("*.eval")), "the copy was finished before the eval's process was killed"
+    gone, alive = psutil.wait_procs(children, timeout=max(1.0, deadline - time.monotonic()))
+    assert not alive, "the worker did not finish after the eval's process was killed"
+    logs = [info.name.removeprefix("file://") for info in list_eval_logs(str(bridge.log_dir))]
+    assert len(logs) == 1
+    assert [p.name for p in copies.iterdir()] == [Path(logs[0]).name]  # whole: no scratch left
+    _same_eval(logs[0], str(copies / Path(logs[0]).name))
