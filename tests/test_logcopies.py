@@ -2,7 +2,8 @@
 
 Real evals of the demo task (two models, so two task logs) in a child process. The oracle is
 Inspect's own logs (``read_eval_log``): every log has one copy beside the span file, named on its
-task span, holding the same eval and samples; with content off there are none; a span directory
+task span, holding the same eval and samples; with the default exporters a worker writes it, not
+the eval's process (which can be killed mid-copy); with content off there are none; a span directory
 where no copy can be written costs the eval nothing but one line, and the W&B upload then
 redacts the log itself and says so. tests/test_secrets.py proves the copy is what keeps a late
 secret out of the W&B artifacts that ``sync`` and the receiver make.
@@ -17,6 +18,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 from inspect_ai.log import list_eval_logs, read_eval_log
 
 from tests.support.bridge import INSPECT, ROOT, BridgeEnv, inspect_eval, subprocess_env
@@ -94,15 +96,21 @@ def test_a_copy_that_cannot_be_written_costs_one_line(tmp_path: Path) -> None:
     assert all(Path(p).name in fallback[0] for p in logs)
 
 
-def test_default_exporters_copy_outside_the_eval_process(tmp_path: Path) -> None:
-    """With the default exporters (file,wandb) the copy is written by a worker, not the eval's
-    process: the eval's process is killed (SIGKILL) while a copy is being written (its scratch
-    folder is there) and the copy still appears, whole, the same eval as Inspect's log. A copy
-    written by the eval's process (a thread of it) dies with it and never appears."""
+# the default (the W&B worker copies); OTLP alone (its worker copies), to a port nothing listens on
+WORKERS = {"file,wandb": {}, "otlp": {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}}
+
+
+@pytest.mark.parametrize("exporters", list(WORKERS))
+def test_a_worker_copies_outside_the_eval_process(tmp_path: Path, exporters: str) -> None:
+    """With a worker (the default file,wandb; otlp) the copy is written by the worker, not the
+    eval's process: the eval's process is killed (SIGKILL) while a copy is being written (its
+    scratch folder is there) and the copy still appears, whole, the same eval as Inspect's log.
+    A copy written by the eval's process (a thread of it) dies with it and never appears."""
     bridge = BridgeEnv(tmp_path)
     extra = {
+        **WORKERS[exporters],
         "INSPECT_OTEL_CAPTURE_CONTENT": "true",
-        "INSPECT_OTEL_EXPORTERS": "file,wandb",
+        "INSPECT_OTEL_EXPORTERS": exporters,
         "INSPECT_OTEL_FLUSH_TIMEOUT": "120",  # no worker stopped at the exit deadline under load
         "WANDB_DATA_DIR": str(tmp_path / "wandb-data"),
     }
