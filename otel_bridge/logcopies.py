@@ -108,17 +108,18 @@ class LogCopier:
 
     In the eval's process with a worker (``send``: the worker's ``copy_log``), the copy is only
     named and sent to the worker, which copies it (``copy``) off the eval's GIL. Without one
-    (``INSPECT_OTEL_EXPORTERS=file``) the thread runs here. ``redactor`` builds the copy's
-    redactor in the thread (not the hook's own, which the eval's loop uses meanwhile); ``known``
-    is every secret value the hook's redactor has seen, so a secret that has left the environment
-    since is redacted too (a worker knows them from the secrets frames).
+    (``INSPECT_OTEL_EXPORTERS=file``), or once it has stopped, the thread runs here.
+    ``redactor`` builds the copy's redactor in the thread (not the hook's own, which the eval's
+    loop uses meanwhile); ``known`` is every secret value the hook's redactor has seen, so a secret
+    that has left the environment since is redacted too (a worker knows them from the secrets
+    frames).
     """
 
     def __init__(
         self,
         span_dir: Path,
         redactor: Callable[[Mapping[str, str]], Redactor],
-        send: Callable[[str, Path], None] | None = None,
+        send: Callable[[str, Path], bool] | None = None,
     ) -> None:
         self.span_dir = span_dir
         self._redactor = redactor
@@ -134,10 +135,9 @@ class LogCopier:
         local = local_path(location)
         if target is None or local is None or not Path(local).is_file():
             return None
-        if self._send is not None:
-            self._send(local, target)
+        if self._send is not None and self._send(local, target):
             self.sent.append(target)
-        else:
+        else:  # no worker, or it has stopped: this process copies it
             self.copy(local, target)
         return target
 

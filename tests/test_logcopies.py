@@ -132,3 +132,31 @@ def test_a_worker_copies_outside_the_eval_process(tmp_path: Path, exporters: str
     assert len(logs) == 1
     assert [p.name for p in copies.iterdir()] == [Path(logs[0]).name]  # whole: no scratch left
     _same_eval(logs[0], str(copies / Path(logs[0]).name))
+
+
+def test_a_stopped_worker_leaves_the_copy_to_the_eval(tmp_path: Path) -> None:
+    """The W&B worker dies (SIGKILL) before any task ends: the eval is unaffected (exit 0, its
+    logs complete), the worker's failure is one line, and the eval's process makes the copies
+    itself, so a later ``sync`` still finds them."""
+    bridge = BridgeEnv(tmp_path)
+    extra = {"INSPECT_OTEL_CAPTURE_CONTENT": "true", "INSPECT_OTEL_EXPORTERS": "file,wandb"}
+    args = [INSPECT, "eval", DEMO_TASK, "--model", MODELS, "-T", "samples=60", "--display=none"]
+    env = subprocess_env({**bridge.env(), **extra, "WANDB_DATA_DIR": str(tmp_path / "wandb-data")})
+    proc = subprocess.Popen(
+        args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 120
+    while not (workers := [p for p in psutil.Process(proc.pid).children() if "wandb" in p.cmdline()]):
+        assert proc.poll() is None and time.monotonic() < deadline, "no W&B worker seen"
+        time.sleep(0.01)
+    workers[0].kill()
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr[-3000:]
+    logs = sorted(info.name.removeprefix("file://") for info in list_eval_logs(str(bridge.log_dir)))
+    assert len(logs) == 2 and all(read_eval_log(p, header_only=True).status == "success" for p in logs)
+    failed = [line for line in stderr.splitlines() if "exporter process failed" in line]
+    assert len(failed) == 1 and "wandb" in failed[0], stderr[-3000:]
+    assert "was not written" not in stderr
+    assert sorted(_named_copies(bridge)) == logs
+    for location, copy in _named_copies(bridge).items():
+        _same_eval(location, copy)

@@ -119,9 +119,13 @@ class WorkerSpanProcessor(SpanProcessor):
         """Secret values new to the eval's environment: in order with the spans, over the pipe."""
         self.feed.send(Secrets(dict(values)))
 
-    def copy_log(self, log: str, dest: Path) -> None:
-        """A finished task's log for the worker to copy redacted into ``dest`` (``logcopies``)."""
+    def copy_log(self, log: str, dest: Path) -> bool:
+        """A finished task's log for the worker to copy redacted into ``dest`` (``logcopies``);
+        False when the worker has stopped (the caller copies it itself)."""
+        if self.broken is not None or self._stopping:
+            return False
         self.feed.send(LogCopy(log, str(dest)))
+        return True
 
     def shutdown(self) -> None:
         self.begin_stop()

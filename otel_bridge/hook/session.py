@@ -97,10 +97,10 @@ class Session:
         self.recorder.abandon_all("process exited before this span ended")
         self.pipeline.shutdown()
         copies, worker = self.log_copies, self.copier_worker
-        if copies is not None and worker is None:  # this process's copies: within the exit deadline
+        if copies is not None:  # this process's own copies (no worker, or it stopped): within the deadline
             end_by = self.pipeline.end_by or time.monotonic() + self.settings.core.flush_timeout_s
             copies.wait(max(0.0, end_by - time.monotonic()))
-        elif copies is not None and worker is not None and (why := worker.unconfirmed()) is not None:
+        if copies is not None and worker is not None and (why := worker.unconfirmed()) is not None:
             copies.unwritten(f"the {worker.name} exporter process: {why}")
         message = self.pipeline.undelivered_message()
         if message:
