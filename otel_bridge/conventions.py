@@ -128,6 +128,8 @@ GIT_COMMIT: Final = "inspect.git.commit"
 GIT_DIRTY: Final = "inspect.git.dirty"
 PACKAGES: Final = "inspect.packages"
 LOG_LOCATION: Final = "inspect.log.location"
+# the eval side's redacted copy of that log (otel_bridge/logcopies.py), for a later W&B upload
+LOG_REDACTED_COPY: Final = "inspect.log.redacted_copy"
 SAMPLES_TOTAL: Final = "inspect.samples.total"
 SAMPLES_COMPLETED: Final = "inspect.samples.completed"
 SAMPLES_ERRORED: Final = "inspect.samples.errored"

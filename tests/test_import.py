@@ -38,7 +38,8 @@ DEMO = str(ROOT / "examples" / "bridge_demo.py")
 MS = 1_000_000
 
 # What only a live run knows (docs/conventions.md, "Imported logs")
-LIVE_ONLY_ATTRIBUTES = {"inspect.command_line"}  # the command line: Inspect's log does not record it
+# the command line: Inspect's log does not record it; the eval's own redacted copy of the log
+LIVE_ONLY_ATTRIBUTES = {"inspect.command_line", "inspect.log.redacted_copy"}
 ORDER_ONLY_ATTRIBUTES = {"inspect.run.task_names", "wandb.display_name"}  # on the run span: task order
 LIVE_ONLY_RESOURCE = {"service.instance.id"}  # the process that recorded the spans
 HOOK_TIMED = {c.SPAN_RUN, c.SPAN_TASK, c.SPAN_TASK_STARTED}  # started/ended at hook-call times

@@ -76,6 +76,11 @@ def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[st
     return proc
 
 
+def _tree(directory: Path) -> dict[str, bytes]:
+    """Every file under the span directory (span files and the eval's redacted log copies)."""
+    return {str(p.relative_to(directory)): p.read_bytes() for p in directory.rglob("*") if p.is_file()}
+
+
 def _import(server: WeaveServer, project: str, root: Path, to: str, paths: list[Path]) -> None:
     env = _env(server, project, root, INSPECT_OTEL_DIR=str(root / "import-spans"))
     _run([str(BIN / "otel-bridge"), "import", *map(str, paths), "--to", to, "--quiet"], env)
@@ -101,7 +106,7 @@ def rescored(weave_server: WeaveServer, tmp_path_factory: pytest.TempPathFactory
     )
     live = {read_eval_log(str(p)).eval.task: p for p in sorted(logs.glob("*.eval"))}
     assert sorted(live) == ["arithmetic", "arithmetic_quick"]
-    files_before = {p.name: p.read_bytes() for p in spans.glob("*")}
+    files_before = _tree(spans)
     calls_before = weave_server.calls(project)
     scored.mkdir()
     score = [str(BIN / "inspect"), "score", "--display", "none"]
@@ -117,7 +122,7 @@ def rescored(weave_server: WeaveServer, tmp_path_factory: pytest.TempPathFactory
         + ["--action", "overwrite", "--metric", "mean", "--output-file", str(out["arithmetic_quick"])],
         live_env,
     )
-    assert {p.name: p.read_bytes() for p in spans.glob("*")} == files_before  # no span from `inspect score`
+    assert _tree(spans) == files_before  # no span (nor log copy) from `inspect score`
     after_score = weave_server.calls(project)
     _import(weave_server, project, root / "import-wandb", "weave,wandb", list(out.values()))
     first = canonical(weave_server, project)
@@ -238,14 +243,14 @@ def test_import_into_the_live_span_file_keeps_it_and_still_rescores_weave(
     to, never rewritten) keeps the old scores and says so; Weave still gets the re-scored run."""
     spans = rescored.root / "spans"
     files = sorted(spans.glob("*.jsonl"))
-    before = {p.name: p.read_bytes() for p in spans.iterdir()}
+    before = _tree(spans)
     project = unique("rescore-file")
     env = _env(weave_server, project, rescored.root / "file-wandb", INSPECT_OTEL_DIR=str(spans))
     _run([str(BIN / "otel-bridge"), "sync", *map(str, files), "--to", "weave", "--quiet"], env)
     assert {e["attributes"]["inspect"].get("revision", 0) for e in weave_server.evaluations(project)} == {0}
     args = [str(BIN / "otel-bridge"), "import", *map(str, rescored.scored_paths), "--to", "file,weave"]
     proc = _run([*args, "--quiet"], env)
-    assert {p.name: p.read_bytes() for p in spans.iterdir()} == before
+    assert _tree(spans) == before
     assert "hold other scores than the log" in proc.stderr
     expected = {e["attributes"]["inspect"]["eval_id"]: e for e in weave_server.evaluations(rescored.project)}
     got = weave_server.evaluations(project)

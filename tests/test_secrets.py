@@ -6,9 +6,11 @@ server, W&B offline and Weave (the local trace server), each in its worker proce
 content capture and once without. Then every exported byte is searched for the raw markers:
 every file under WANDB_DIR, WANDB_DATA_DIR (the artifact staging area) and WANDB_CACHE_DIR (zip,
 gzip and zstd opened, the ``.wandb`` log reassembled into its records), every OTLP request
-body, every span file, and everything the Weave server holds for the project (calls, objects,
-table rows, feedback), plus what ``otel-bridge sync`` writes from the span files into a fresh W&B
-offline run. The oracle is the planted strings: nothing here reads the bridge's own lists.
+body, every span file and the eval's redacted log copies beside them, and everything the Weave
+server holds for the project (calls, objects, table rows, feedback), plus what ``otel-bridge
+sync`` and the receiver write from the span files into fresh W&B offline runs, in processes
+without the eval's late secret. The oracle is the planted strings: nothing here reads the
+bridge's own lists.
 """
 
 from __future__ import annotations
@@ -88,8 +90,8 @@ def _unpacked(name: str, data: bytes, depth: int = 0) -> Iterator[tuple[str, byt
         yield from _unpacked(inner_name, inner_data, depth + 1)
 
 
-def _collect_dir(out: Exported, path: str, directory: Path) -> None:
-    for file in sorted(p for p in directory.rglob("*") if p.is_file()):
+def _collect_dir(out: Exported, path: str, directory: Path, skip: str | None = None) -> None:
+    for file in sorted(p for p in directory.rglob("*") if p.is_file() and skip not in p.parts):
         data = file.read_bytes()
         for name, blob in _unpacked(str(file.relative_to(directory)), data):
             out.add(path, name, blob)
@@ -173,7 +175,10 @@ def _run(content: bool, server: WeaveServer, root: Path) -> Exported:
         for i, request in enumerate(capture.received):
             out.add("otlp", f"request{i}", request.body)
         assert expected > 0
-    _collect_dir(out, "span file", root / "spans")
+    # the eval's redacted copies of its logs (beside the span files), which W&B uploads: a path of their own
+    _collect_dir(out, "span file", root / "spans", skip="redacted-logs")
+    if (root / "spans" / "redacted-logs").exists():
+        _collect_dir(out, "log copy", root / "spans" / "redacted-logs")
     for name in ("wandb", "wandb-data", "wandb-cache"):
         if (root / name).exists():
             _collect_dir(out, "wandb", root / name)
@@ -247,17 +252,14 @@ def test_every_marker_was_planted(exported: dict[bool, Exported], content: bool)
     text = _user_log_text(run)
     missing = [k for k in run.markers if run.markers[k] not in text]
     assert missing == [], "markers the eval did not really produce"
-    assert set(run.blobs) == set(PATHS), "a path exported nothing"
+    assert set(run.blobs) == {*PATHS, *(["log copy"] if content else [])}, "a path exported nothing"
 
 
 @pytest.mark.parametrize("content", [True, False], ids=["content-on", "content-off"])
 @pytest.mark.parametrize("secret", SECRETS)
 def test_secrets_never_leave(exported: dict[bool, Exported], content: bool, secret: str) -> None:
     run = exported[content]
-    hits = run.hits(run.markers[f"secret.{secret}"])
-    if secret == "late":  # see test_late_secret_in_a_later_process_log_copy
-        hits = [h for h in hits if not _in_later_log_copy(h)]
-    assert hits == []
+    assert run.hits(run.markers[f"secret.{secret}"]) == []
 
 
 def _in_later_log_copy(hit: str) -> bool:
@@ -278,13 +280,58 @@ def test_late_secret_in_the_log_artifact(exported: dict[bool, Exported]) -> None
     assert run.hits(late, "wandb") == []
 
 
-@pytest.mark.xfail(strict=True, reason="known limit: sync and the receiver know their own environment only")
 def test_late_secret_in_a_later_process_log_copy(exported: dict[bool, Exported]) -> None:
     """``otel-bridge sync`` and the receiver run later, in processes whose environment lacks the
-    eval's late secret, and make their own redacted copy of Inspect's log (which holds it): the
-    copy can hold it. Remedy (README, Security): run them with the secret in their environment."""
+    eval's late secret, and each uploads a W&B log artifact: the eval's own redacted copy (named
+    on its task spans), so neither holds the secret. The oracle: the raw marker the test planted
+    in the eval's environment, which Inspect's own log of the second eval holds."""
     run = exported[True]
-    assert [h for h in run.hits(run.markers["secret.late"]) if _in_later_log_copy(h)] == []
+    late = run.markers["secret.late"]
+    assert late in read_eval_log(run.runs[1]["location"]).model_dump_json()
+    for path in ("sync", "receiver"):
+        assert [n for n, _ in run.blobs[path] if _in_later_log_copy(f"{path}:{n}")], f"{path}: no log copy"
+        assert run.hits(late, path) == []
+
+
+def test_a_later_process_without_the_eval_copy_says_it_redacts_itself(
+    exported: dict[bool, Exported], tmp_path: Path
+) -> None:
+    """With the eval's copies gone (an old span file, a receiver on another machine), ``sync``
+    redacts the log with its own environment and says so, naming each log once; its copy then
+    holds the late secret — what the eval's copy prevents (so the test above can fail)."""
+    run = exported[True]
+    copies = run.root / "spans" / "redacted-logs"
+    aside = tmp_path / "aside"
+    copies.rename(aside)
+    try:
+        env = {k: v for k, v in subprocess_env().items() if k != "LATE_DEPLOY_API_KEY"}
+        env.update(
+            {
+                "INSPECT_OTEL_CAPTURE_CONTENT": "true",
+                "INSPECT_OTEL_WANDB_PROJECT": "secrets-fallback",
+                "WANDB_MODE": "offline",
+                "WANDB_DIR": str(tmp_path / "wandb"),
+                "WANDB_DATA_DIR": str(tmp_path / "wandb-data"),
+                "WANDB_CACHE_DIR": str(tmp_path / "wandb-cache"),
+            }
+        )
+        result = subprocess.run(
+            [OTEL_BRIDGE, "sync", "--to", "wandb", str(run.root / "spans")],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        aside.rename(copies)
+    assert result.returncode == 0, result.stderr[-3000:]
+    said = [line for line in result.stderr.splitlines() if "not the eval's own redacted copy" in line]
+    names = [Path(r["location"]).name for r in run.runs]
+    assert said and all(sum(n in line for line in said) == 1 for n in names), result.stderr[-3000:]
+    fallback = Exported(run.markers, tmp_path)
+    _collect_dir(fallback, "sync", tmp_path / "wandb-data")
+    assert fallback.hits(run.markers["secret.late"]), "the fallback copy should hold the late secret"
 
 
 def test_the_sandbox_really_ran(exported: dict[bool, Exported]) -> None:
@@ -313,10 +360,11 @@ def test_content_off_exports_no_content(exported: dict[bool, Exported], name: st
 @pytest.mark.parametrize("name", CONTENT)
 def test_content_on_exports_content(exported: dict[bool, Exported], name: str) -> None:
     """The other side of the oracle: with content on, every content marker is exported (so the
-    content-off test would catch a leak), in the span file, over OTLP and in the W&B log artifact."""
+    content-off test would catch a leak), in the span file, over OTLP, in the W&B log artifact and
+    in the eval's redacted log copy."""
     run = exported[True]
     marker = run.markers[f"content.{name}"]
-    for path in ("span file", "otlp", "wandb"):
+    for path in ("span file", "otlp", "wandb", "log copy"):
         assert run.hits(marker, path), f"{name} not in {path}"
 
 

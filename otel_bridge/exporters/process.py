@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import IO, Any
 
 from opentelemetry.context import Context
@@ -29,8 +30,10 @@ from otel_bridge.exporters.feed import STOP, SpanFeed
 from otel_bridge.exporters.worker_protocol import (
     REPORTED,
     Flush,
+    LogCopy,
     Secrets,
     flush_frame,
+    logcopy_frame,
     metrics_frame,
     parse_ack,
     secrets_frame,
@@ -116,6 +119,14 @@ class WorkerSpanProcessor(SpanProcessor):
         """Secret values new to the eval's environment: in order with the spans, over the pipe."""
         self.feed.send(Secrets(dict(values)))
 
+    def copy_log(self, log: str, dest: Path) -> bool:
+        """A finished task's log for the worker to copy redacted into ``dest`` (``logcopies``);
+        False when the worker has stopped (the caller copies it itself)."""
+        if self.broken is not None or self._stopping:
+            return False
+        self.feed.send(LogCopy(log, str(dest)))
+        return True
+
     def shutdown(self) -> None:
         self.begin_stop()
         self.finish_stop(time.monotonic() + 30.0)
@@ -194,6 +205,8 @@ class WorkerSpanProcessor(SpanProcessor):
             self._send(metrics_frame(item.line))
         elif isinstance(item, Secrets):
             self._send(secrets_frame(item))
+        elif isinstance(item, LogCopy):
+            self._send(logcopy_frame(item))
 
     def _send(self, line: str) -> None:
         if self.broken is not None:

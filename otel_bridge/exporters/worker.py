@@ -27,18 +27,21 @@ import signal
 import sys
 import threading
 from collections import deque
+from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from otel_bridge import notify, redact
-from otel_bridge.config import Settings, load_settings
+from otel_bridge.config import Settings, environment, load_settings
 from otel_bridge.exporters.worker_protocol import (
     REPORTED,
     Ack,
+    LogCopy,
     Secrets,
     ack_frame,
     parse_control,
     parse_metrics,
 )
+from otel_bridge.logcopies import LogCopier
 from otel_bridge.otlp_json import OtlpJsonError, readable_spans
 from otel_bridge.records import records_from_line
 from otel_bridge.sinks.base import DeliveryError, RecordSink
@@ -240,6 +243,10 @@ def main(argv: list[str] | None = None) -> int:
         return REPORTED
     inbox = Inbox()
     metrics = _Metrics(settings)
+    # the eval's redacted log copies, made here off its GIL: this process's redactors know every
+    # secret the eval told it (redact.remember), so the copy needs nothing more
+    patterns = settings.content.redact_patterns
+    copies = LogCopier(settings.core.span_dir, lambda _: redact.Redactor(environment(), patterns=patterns))
     threading.Thread(target=inbox.read_from, args=(sys.stdin.buffer,), name="stdin", daemon=True).start()
 
     def report() -> dict[str, Any]:
@@ -249,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
         control = parse_control(line)
         if isinstance(control, Secrets):  # secrets new to the eval's environment: known from now on
             redact.remember(control.values)
+            continue
+        if isinstance(control, LogCopy):  # in a thread: flushes are still answered meanwhile
+            copies.copy(control.log, Path(control.dest))
             continue
         if control is not None:
             ok = target.flush(control.timeout_s)
@@ -269,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"everything — deliver later with `otel-bridge sync <file> --to {name}`.",
                 key=f"sink-failed:{name}",
             )
+    copies.wait(None)  # before the final report; the eval's exit deadline bounds this process
     closed = True
     try:
         metrics.close()

@@ -1,10 +1,10 @@
 """The pipe protocol between the eval's process and an exporter worker: frames, both directions.
 
 Both ends import this module, so a frame is defined once. Over the worker's stdin: one OTLP/JSON
-export request per line, or a control frame (``CONTROL_PREFIX`` + JSON: a flush, or secret values
-new to the eval's environment). Over its stdout: the SDKs' own output, passed on by the eval's
-process, and acknowledgement frames (``ACK_PREFIX`` + JSON): a flush's answer, the final report,
-or a note (a message for the user). Both prefixes
+export request per line, or a control frame (``CONTROL_PREFIX`` + JSON: a flush, secret values
+new to the eval's environment, or a finished task's log to copy redacted). Over its stdout: the
+SDKs' own output, passed on by the eval's process, and acknowledgement frames (``ACK_PREFIX`` +
+JSON): a flush's answer, the final report, or a note (a message for the user). Both prefixes
 start with an ASCII record separator, which no JSON document or printed line starts with, so
 frames are never confused with data.
 """
@@ -40,6 +40,15 @@ class Secrets:
 
 
 @dataclass(frozen=True)
+class LogCopy:
+    """Parent → worker: redact the finished task's log at ``log`` into ``dest`` (``logcopies``),
+    here rather than in the eval's process; after every secrets frame sent before it."""
+
+    log: str
+    dest: str
+
+
+@dataclass(frozen=True)
 class Ack:
     """Worker → parent: a flush's answer (``ident``) or the final report (``final``)."""
 
@@ -60,7 +69,11 @@ def secrets_frame(secrets: Secrets) -> str:
     return CONTROL_PREFIX + json.dumps({"control": "secrets", "values": secrets.values})
 
 
-def parse_control(line: bytes) -> Flush | Secrets | None:
+def logcopy_frame(copy: LogCopy) -> str:
+    return CONTROL_PREFIX + json.dumps({"control": "logcopy", "log": copy.log, "dest": copy.dest})
+
+
+def parse_control(line: bytes) -> Flush | Secrets | LogCopy | None:
     """The control frame in ``line``, or None when the line is span data."""
     if not line.startswith(_CONTROL_BYTES):
         return None
@@ -68,6 +81,8 @@ def parse_control(line: bytes) -> Flush | Secrets | None:
     if doc.get("control") == "secrets":
         values = doc.get("values")
         return Secrets({str(k): str(v) for k, v in values.items()} if isinstance(values, dict) else {})
+    if doc.get("control") == "logcopy":
+        return LogCopy(str(doc["log"]), str(doc["dest"]))
     return Flush(int(doc["id"]), float(doc.get("timeout", 10)))
 
 

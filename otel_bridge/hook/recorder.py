@@ -43,6 +43,7 @@ from otel_bridge.hook.traces import (
     start_sample,
     start_task,
 )
+from otel_bridge.logcopies import LogCopier
 from otel_bridge.metrics.recorder import NO_METRICS, Metrics
 from otel_bridge.redact import Redactor
 from otel_bridge.spanfactory import LiteSpan, SpanFactory
@@ -55,6 +56,7 @@ class Recorder:
     """Turns hook calls into spans; every public method is safe to call in any order."""
 
     metrics: Metrics = NO_METRICS  # the session's, when metrics are on
+    log_copies: LogCopier | None = None  # the session's, when the W&B log artifact has content
 
     def __init__(self, spans: SpanFactory, settings: Settings, redactor: Redactor, versions: Attrs) -> None:
         self.spans = spans
@@ -129,6 +131,10 @@ class Recorder:
     def _end_task(self, eval_id: str, log: EvalLog | None, exception: BaseException | None) -> None:
         task = self.tasks.pop(eval_id, None)
         if task is not None:
+            if log is not None and log.location and self.log_copies is not None:
+                copy = self.log_copies.start(log.location)  # Inspect wrote the log before this
+                if copy is not None:
+                    task.span.set_attribute(c.LOG_REDACTED_COPY, str(copy))
             end_task(task, log, exception, self._outcomes.setdefault(task.run_id, set()), self.redactor)
 
     # ----------------------------------------------------------------- sample

@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import threading
+import time
 from importlib.metadata import PackageNotFoundError, version
 
 from inspect_ai.hooks import RunStart
@@ -16,11 +17,13 @@ from inspect_ai.hooks import RunStart
 from otel_bridge import __version__, api, notify
 from otel_bridge import conventions as c
 from otel_bridge.config import Settings, environment, environment_probe, load_settings
+from otel_bridge.exporters.process import WorkerSpanProcessor
 from otel_bridge.hook.recorder import Recorder
+from otel_bridge.logcopies import LogCopier
 from otel_bridge.metrics.provider import say_undelivered
 from otel_bridge.metrics.recorder import NO_METRICS
 from otel_bridge.pipeline import Pipeline
-from otel_bridge.redact import Redactor, Scrubber
+from otel_bridge.redact import Redactor, Scrubber, secret_env_values
 
 
 def _inspect_version() -> str:
@@ -48,13 +51,30 @@ class Session:
         # one redactor: the builders' and the edge pass's (which every span goes through)
         redactor = Redactor(environment, patterns=settings.content.redact_patterns, probe=environment_probe)
         self.pipeline.spans.scrubber = Scrubber(redactor, settings.content.capture)
+        self.log_copies: LogCopier | None = None
+        self.copier_worker: WorkerSpanProcessor | None = None
         # a secret exported after the workers started: their redaction (the W&B log copy) learns it
         redactor.on_new = self._tell_workers
         self.recorder = Recorder(self.pipeline.spans, settings, redactor, versions)
+        if settings.content.capture and settings.wandb.log_artifact:
+            # the W&B log artifact's redacted copy, made where every secret is known: by a worker
+            # (told every late secret, off this process's GIL), the W&B one first since it uploads
+            # the copy; in a thread here only when there is no worker (INSPECT_OTEL_EXPORTERS=file)
+            self.copier_worker = min(self.pipeline.workers, key=lambda w: w.name != "wandb", default=None)
+            patterns = settings.content.redact_patterns
+            copier = LogCopier(
+                settings.core.span_dir,
+                lambda known: Redactor(environment(), extra=tuple(known), patterns=patterns),
+                send=self.copier_worker.copy_log if self.copier_worker is not None else None,
+            )
+            copier.known.update(secret_env_values(environment()))
+            self.recorder.log_copies = self.log_copies = copier
         metrics = self.pipeline.metrics
         self.recorder.metrics = self.recorder.events.metrics = metrics.recorder if metrics else NO_METRICS
 
     def _tell_workers(self, values: dict[str, str]) -> None:
+        if self.log_copies is not None:  # its copies are redacted with every value seen
+            self.log_copies.known.update(values)
         for worker in self.pipeline.workers:
             worker.tell_secrets(values)
 
@@ -76,6 +96,12 @@ class Session:
     def close(self) -> None:
         self.recorder.abandon_all("process exited before this span ended")
         self.pipeline.shutdown()
+        copies, worker = self.log_copies, self.copier_worker
+        if copies is not None:  # this process's own copies (no worker, or it stopped): within the deadline
+            end_by = self.pipeline.end_by or time.monotonic() + self.settings.core.flush_timeout_s
+            copies.wait(max(0.0, end_by - time.monotonic()))
+        if copies is not None and worker is not None and (why := worker.unconfirmed()) is not None:
+            copies.unwritten(f"the {worker.name} exporter process: {why}")
         message = self.pipeline.undelivered_message()
         if message:
             notify.say(message)

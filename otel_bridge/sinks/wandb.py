@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from otel_bridge import _upstream as upstream
-from otel_bridge import notify
+from otel_bridge import logcopies, notify
 from otel_bridge.config import Settings, environment
 from otel_bridge.records import SpanRecord
 from otel_bridge.redact import Redactor, redacted_eval_log
@@ -234,7 +234,9 @@ class WandbSink(RecordSink):
 
         The artifact follows the content rules: without content capture it is not uploaded at
         all (one line says so; the log's location stays in the summary), with it the artifact is
-        a redacted copy written with Inspect's own log reader and writer, never the raw file.
+        a redacted copy written with Inspect's own log reader and writer, never the raw file:
+        the eval's own copy when its spans name one this process can read (``logcopies``),
+        else one redacted here.
         """
         wandb = self._wandb
         if w.eval_logs and not self.settings.content.capture:
@@ -248,12 +250,21 @@ class WandbSink(RecordSink):
             added = 0
             staging = Path(tempfile.mkdtemp(prefix="inspect-otel-logs-"))  # add_file copies it
             redactor = Redactor(environment(), patterns=self.settings.content.redact_patterns)
+            redacted_here: list[str] = []  # logs without a usable copy from the eval
+            reason = ""
             for location in w.eval_logs:
-                local = location[len("file://") :] if location.startswith("file://") else location
-                if "://" in local:  # a reference: W&B records the URI, the file stays where it is
+                local = logcopies.local_path(location)
+                logcopies.wait_for(w.copies.get(location))  # this worker's own copy, if still going
+                copy, why = logcopies.usable_copy(location, w.copies.get(location))
+                if local is None:  # a reference: W&B records the URI, the file stays where it is
                     artifact.add_reference(redactor.text(location))
                     added += 1
+                elif copy is not None:  # redacted by the eval's process, which knew every secret
+                    artifact.add_file(str(copy), name=copy.name)
+                    added += 1
                 elif Path(local).is_file():
+                    redacted_here.append(location)
+                    reason = reason or why
                     try:
                         copy = redacted_eval_log(local, staging, redactor)
                     except Exception as exc:  # a log Inspect cannot read back: not uploaded
@@ -265,6 +276,8 @@ class WandbSink(RecordSink):
                     notify.logger.debug("Inspect log %s not found; not added to W&B", location)
             if added:
                 run.log_artifact(artifact)
+            if redacted_here:
+                notify.say(logcopies.fallback_note(redacted_here, reason), key=f"log-copy-fallback:{run.id}")
             shutil.rmtree(staging, ignore_errors=True)
         for pattern in w.extra:
             path = Path(pattern).expanduser()

@@ -315,6 +315,8 @@ class WandbTranslator:
         location = r.attr(c.LOG_LOCATION)
         if location and location not in run.logs:
             run.logs.append(str(location))
+        if location and (copy := r.attr(c.LOG_REDACTED_COPY)):
+            run.log_copies[str(location)] = str(copy)
         if self.options.weave_project:
             # the Weave evaluation of this task × model carries attributes.inspect.eval_id = this id
             summary[f"{label}/weave_eval_id"] = str(r.attr(c.EVAL_ID))
@@ -385,7 +387,7 @@ class WandbTranslator:
         out.append(ops.UpdateSummary(run.key, summary))
         logs = tuple(run.logs) if self.options.log_artifact else ()
         if logs or self.options.files:
-            out.append(ops.LogFiles(run.key, logs, self.options.files))
+            out.append(ops.LogFiles(run.key, logs, self.options.files, dict(run.log_copies)))
         out.append(ops.FinishRun(run.key, exit_code, status))
         self._forget(run)
         return out

@@ -6,7 +6,8 @@ sink (``otel_bridge.sinks.wandb``) applies them with the public wandb API.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 EXIT_OK = 0
@@ -80,6 +81,7 @@ class LogFiles:
     run: str
     eval_logs: tuple[str, ...]  # Inspect log locations → one artifact (empty: no artifact)
     extra: tuple[str, ...]  # INSPECT_OTEL_WANDB_FILES paths / globs → run files
+    copies: Mapping[str, str] = field(default_factory=dict)  # log location → the eval's redacted copy
 
 
 @dataclass(frozen=True)

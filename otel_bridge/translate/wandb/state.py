@@ -61,6 +61,7 @@ class Run:
     table_bytes: int = 0
     dropped_rows: int = 0
     logs: list[str] = field(default_factory=list)
+    log_copies: dict[str, str] = field(default_factory=dict)  # log location → its redacted copy
     start_ns: int | None = None
     end_ns: int | None = None
     end_status: str | None = None  # set when the run / eval-set span has ended
