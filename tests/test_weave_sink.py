@@ -513,3 +513,47 @@ def test_no_credentials_means_one_message_and_no_prompt(
     assert err.count("no W&B credentials") == 1 and "otel-bridge sync" in err
     assert "no W&B credentials" in (sink.problem() or "")
     assert "no Weave project" in (WeaveSink(Settings(weave=WeaveSettings(project=None))).problem() or "")
+
+
+def test_a_long_evaluation_does_not_hold_its_rows_until_it_ends(
+    weave_server: WeaveServer, tmp_path: Path
+) -> None:
+    """A 400-sample file fed to the sink as a sync does: the rows the server already holds leave
+    the sink's memory as it goes (before, every row stayed until the evaluation ended: ~3 GB of
+    `sync --to weave` at 100k samples), and every row arrives. Oracle for arrival: the sample
+    traces in the file, counted from its JSON here, against the server's rows."""
+    from bench.scale_spans import scale
+    from tests.support.demo_spans import demo_span_file
+
+    path = tmp_path / "long.jsonl"
+    scale(demo_span_file(), path, 400)
+    samples = sum(
+        s["name"] == "inspect.sample"
+        for line in path.read_text().splitlines()
+        for rs in json.loads(line)["resourceSpans"]
+        for ss in rs["scopeSpans"]
+        for s in ss["spans"]
+    )
+    project = unique("long")
+    code = f"""
+from dataclasses import replace
+from itertools import islice
+from otel_bridge.config import load_settings
+from otel_bridge.records import read_span_file
+from otel_bridge.sinks.weave import WeaveSink
+from pathlib import Path
+settings = load_settings().with_exporters(("weave",))
+sink = WeaveSink(replace(settings, weave=replace(settings.weave, project={project!r})))
+spans, held = read_span_file(Path({str(path)!r})), []
+while batch := list(islice(spans, 500)):
+    sink.consume(batch)
+    held.append(sink.ledger.pending_rows())
+assert sink.flush(120)
+print("HELD", max(held), sink.ledger.pending_rows())
+"""
+    out = weave_server.run_python(code, project, extra_env={"PYTHONPATH": str(ROOT)})
+    peak, left = (int(v) for v in re.search(r"HELD (\d+) (\d+)", out.stdout).groups())  # type: ignore[union-attr]
+    rows = [c for c in weave_server.calls(project) if short(c["op_name"]) == "Evaluation.predict_and_score"]
+    assert samples >= 400 and len(rows) == samples
+    assert left == 0
+    assert peak < samples / 2, f"{peak} of {samples} rows held at once"

@@ -179,7 +179,10 @@ class WeaveSink(Revisions, RecordSink):
             self.ledger.applied(w)
             if self._queued_calls >= FLUSH_EVERY_CALLS:
                 self._queued_calls = 0
-                bounded(client.flush, 60.0)
+                if bounded(client.flush, 60.0):  # what the server holds leaves memory (a long eval)
+                    open_calls = {e: h.call_id for e, h in self._evals.items() if not h.ended}
+                    for eval_id in self.ledger.release_held(client, open_calls):
+                        self._applied_at.pop(eval_id, None)
 
     def _confirm(self, client: Any) -> bool:
         """Read back each evaluation with unconfirmed writes; write again what stays missing."""
