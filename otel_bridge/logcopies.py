@@ -103,6 +103,14 @@ def wait_for(copy: str | None) -> None:
         thread.join()
 
 
+def _writable(directory: Path) -> bool:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(directory, os.W_OK)
+
+
 class LogCopier:
     """A process's copies: one thread per finished task's log, waited for before exit.
 
@@ -133,8 +141,8 @@ class LogCopier:
         """Begin the copy of a finished task's log; where it will be (None: no copy for it)."""
         target = copy_target(self.span_dir, location)
         local = local_path(location)
-        if target is None or local is None or not Path(local).is_file():
-            return None
+        if target is None or local is None or not Path(local).is_file() or not _writable(self.span_dir):
+            return None  # an unusable span directory: the span file's one line says so
         if self._send is not None and self._send(local, target):
             self.sent.append(target)
         else:  # no worker, or it has stopped: this process copies it

@@ -171,8 +171,8 @@ class SpanFileProcessor(SpanProcessor):
         if written < 0:
             e = self.exporter
             notify.say(
-                f"could not write the span file {e.failed_path} ({e.last_error}); spans that cannot be "
-                "written there are not kept (the eval and its log are unaffected).",
+                f"could not write the span file {e.failed_path} ({e.last_error}); spans (and redacted log "
+                "copies) that cannot be written there are not kept (the eval and its log are unaffected).",
                 key="span-file-write",
             )
         return written
