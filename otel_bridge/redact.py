@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from itertools import filterfalse
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,11 @@ from opentelemetry.trace import Status, StatusCode
 
 from otel_bridge import conventions as c
 from otel_bridge.secret_text import (
-    ANCHORS,
+    ANCHOR_GROUPS,
     SECRET_WORDS,
     SHAPE_MIN_LEN,
     SHAPES,
-    STEMS,
+    STEM_GROUPS,
     Cut,
     apply_cuts,
     key_cuts,
@@ -130,9 +131,8 @@ class Redactor:
         self._user = re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
         self._shapes = [(r, anchor, re.compile(rx), edge) for r, anchor, rx, edge in SHAPES]
         self._values: list[tuple[str, str]] = []
-        # what the gate looks for in a text's own case: the secret values and the token anchors
-        self._needles: tuple[str, ...] = ANCHORS
-        # a text shorter than any token shape holds only a secret value (alphanumeric: one of those)
+        # what the gate looks for in a text's own case besides the token anchors: the secret
+        # values (an alphanumeric text can hold only the alphanumeric ones)
         self._values_only: tuple[str, ...] = ()
         self._alnum_values: tuple[str, ...] = ()
         self._fingerprint: frozenset[tuple[str, str]] | None = None
@@ -168,58 +168,11 @@ class Redactor:
         values.update({json.dumps(v, ensure_ascii=False)[1:-1]: r for v, r in values.items()})
         # longest first so a secret containing another is replaced whole
         self._values = sorted(values.items(), key=lambda item: len(item[0]), reverse=True)
-        self._needles = (*values, *ANCHORS)
         self._values_only = tuple(values)
         self._alnum_values = tuple(v for v in values if v.isalnum())
         if new and self.on_new is not None:
             self.on_new(new)
         return True
-
-    def _cuts(self, value: str) -> list[Cut] | None:
-        """(start, end, replacement) of every secret found in ``value``; None when the gate says
-        there can be none.
-
-        The gate: one C-level pass per needle (str containment, ~1 ns a byte; Python's regex
-        alternation costs 35-100 ns a byte) says which of the searches below can find anything;
-        most texts (ids, names, messages) hold no needle and no secret word, and stop here. The
-        ``in`` operator in a loop: ``any(map(value.__contains__, ...))`` costs twice as much.
-        """
-        size = len(value)
-        if size < 6:  # shorter than any secret the rules below can find
-            return None
-        needles = keyed = False
-        if value.isalnum():  # an id or a word: only an alphanumeric needle fits, and no key rule
-            # the only token shapes it can hold are AIza, AKIA and ASIA (the others need a '-',
-            # '_', '.', ':' or whitespace): each 20 characters or more, with an "A"
-            for needle in self._alnum_values:
-                if needle in value:
-                    needles = True
-                    break
-            else:
-                needles = (
-                    size >= SHAPE_MIN_LEN
-                    and "A" in value
-                    and ("AKIA" in value or "ASIA" in value or "AIza" in value)
-                )
-        else:
-            for needle in self._needles if size >= SHAPE_MIN_LEN else self._values_only:
-                if needle in value:
-                    needles = True
-                    break
-            if ":" in value or "=" in value:
-                low = value.lower()
-                for stem in STEMS:
-                    if stem in low:
-                        keyed = True
-                        break
-        if not (needles or keyed):
-            return None
-        cuts: list[Cut] = []
-        if needles:
-            self._needle_cuts(value, cuts)
-        if keyed:
-            key_cuts(value, cuts)
-        return cuts
 
     def _needle_cuts(self, value: str, cuts: list[Cut]) -> None:
         """Known secret values and token shapes."""
@@ -246,15 +199,68 @@ class Redactor:
         self._clean.add(value)
 
     def text(self, value: str) -> str:
+        """``value`` with every secret replaced: the same object when it holds none.
+
+        The gate comes first, inline (it runs for every string not seen before; in a running eval
+        a call costs as much as the gate). It uses containment only: one C-level pass per needle
+        (~1 ns a byte; Python's regex alternation costs 35-100), with the token anchors and key
+        stems in groups that one character rules out (``secret_text.ANCHOR_GROUPS``). Most texts
+        (ids, names, messages) hold nothing and stop there.
+        """
         clean = self._clean
         if not value or value in clean:
             return value
-        cuts = self._cuts(value)
-        if cuts:
-            value = apply_cuts(value, cuts)
+        size = len(value)
+        needles = keyed = False
+        if size < 6:  # shorter than any secret the rules below can find
+            pass
+        elif value.isalnum():  # an id or a word: only an alphanumeric needle fits, and no key rule
+            for needle in self._alnum_values:
+                if needle in value:
+                    needles = True
+                    break
+            else:  # of the token shapes only AIza, AKIA, ASIA fit: 20+ characters, with an "A"
+                needles = (
+                    size >= SHAPE_MIN_LEN
+                    and "A" in value
+                    and ("AKIA" in value or "ASIA" in value or "AIza" in value)
+                )
+        else:
+            for needle in self._values_only:
+                if needle in value:
+                    needles = True
+                    break
+            else:
+                if size >= SHAPE_MIN_LEN:
+                    for guard, anchors in ANCHOR_GROUPS:
+                        if guard in value:
+                            for anchor in anchors:
+                                if anchor in value:
+                                    needles = True
+                                    break
+                            if needles:
+                                break
+            if ":" in value or "=" in value:
+                low = value.lower()
+                for guard, stems in STEM_GROUPS:
+                    if guard in low:
+                        for stem in stems:
+                            if stem in low:
+                                keyed = True
+                                break
+                        if keyed:
+                            break
+        if needles or keyed:
+            cuts: list[Cut] = []
+            if needles:
+                self._needle_cuts(value, cuts)
+            if keyed:
+                key_cuts(value, cuts)
+            if cuts:
+                value = apply_cuts(value, cuts)
         if self._user is not None and self._user.search(value) is not None:
             value = self._user.sub("[REDACTED:pattern]", value)
-        # vouch(value), inlined: this runs for every string not seen before (hot path)
+        # vouch(value), inlined
         self._clean_chars += len(value)
         if self._clean_chars > _CLEAN_CHARS:
             clean.clear()
@@ -264,14 +270,20 @@ class Redactor:
 
     def structure(self, value: Any, secret: bool = False) -> Any:
         """A JSON-like structure with every string under a secret-looking key (at any depth)
-        replaced, and every other string redacted; numbers and booleans stay."""
+        replaced, and every other string (keys too: a dict may be keyed by a token) redacted;
+        numbers and booleans stay."""
         cls = value.__class__  # the exact JSON types first: an isinstance on an ABC costs ~0.1 µs
         if cls is str:
             return REDACTED if secret and value else self.text(value)
         if cls is int or cls is float or cls is bool or value is None:
             return value
         if cls is dict or isinstance(value, Mapping):
-            return {str(k): self.structure(v, secret or is_secret_key(str(k))) for k, v in value.items()}
+            clean = self._clean  # keys repeat: most are known clean (no call)
+            out = {}
+            for k, v in value.items():
+                key = k if k.__class__ is str else str(k)
+                out[key if key in clean else self.text(key)] = self.structure(v, secret or is_secret_key(key))
+            return out
         if cls is list or isinstance(value, (list, tuple)):
             return [self.structure(v, secret) for v in value]
         if isinstance(value, str):
@@ -344,20 +356,57 @@ class Scrubber:
         self.redactor.refresh()
 
     def attributes(self, attrs: dict[str, Any]) -> None:
-        """Redact every string (and string list) in place; without content, apply the content rules."""
+        """Redact every string (and string sequence) in place; without content, apply the content
+        rules.
+
+        Most values (ids, names, content already redacted where it was encoded) are in the clean
+        set: one C-level pass (``filterfalse``) leaves the others, typically a new id and a few
+        numbers, for the Python loop. A list (unhashable) takes the plain walk; the hook sets
+        sequences as tuples, as the SDK's own spans hold them.
+        """
         redactor = self.redactor
-        clean = redactor._clean  # inlined: most values (ids, names) were seen before (hot path)
-        for key, value in attrs.items():
-            cls = value.__class__
-            if cls is str:
-                if value not in clean:
-                    attrs[key] = redactor.text(value)
-            elif cls is int or cls is float or cls is bool:  # most others: no isinstance call
-                continue
-            elif isinstance(value, (list, tuple)) and value and isinstance(value[0], str):
-                attrs[key] = [redactor.text(v) if isinstance(v, str) else v for v in value]
+        clean = redactor._clean
+        try:
+            rest = [*filterfalse(clean.__contains__, attrs.values())]
+        except TypeError:
+            self._walk(attrs)
+        else:
+            # a new id (a span's, a sample's): alphanumeric, so only an alphanumeric secret value
+            # or an AKIA / ASIA / AIza key can be in it (``_gate``); known clean without a call
+            ids = not redactor._alnum_values and redactor._user is None
+            for value in rest:
+                cls = value.__class__
+                if cls is str:
+                    if ids and value.isalnum() and (len(value) < SHAPE_MIN_LEN or "A" not in value):
+                        redactor._clean_chars += len(value)
+                        clean.add(value)
+                        continue
+                    redacted = redactor.text(value)
+                elif cls is tuple and value and value[0].__class__ is str:
+                    redacted = self._sequence(value)
+                else:  # a number, a bool (no isinstance call: the hot path)
+                    continue
+                if redacted is not value:  # a secret found (rare): every key holding it
+                    for key, held in attrs.items():
+                        if held is value:
+                            attrs[key] = redacted
         if not self.content:
             self._content_off(attrs)
+
+    def _sequence(self, value: Any) -> Any:
+        """A string sequence redacted: itself when every item is known clean."""
+        if all(v.__class__ is str for v in value) and self.redactor._clean.issuperset(value):
+            return value
+        redacted = [self.redactor.text(v) if isinstance(v, str) else v for v in value]
+        return value if all(a is b for a, b in zip(redacted, value, strict=True)) else redacted
+
+    def _walk(self, attrs: dict[str, Any]) -> None:
+        """Every value, one by one (a span holding a list)."""
+        for key, value in attrs.items():
+            if isinstance(value, str):
+                attrs[key] = self.redactor.text(value)
+            elif isinstance(value, (list, tuple)) and value and isinstance(value[0], str):
+                attrs[key] = self._sequence(value)
 
     def _content_off(self, attrs: dict[str, Any]) -> None:
         for key in _REMOVED & attrs.keys():

@@ -45,6 +45,26 @@ STEMS = ("key", "token", "secret", "passw", "credential", "auth", "cookie")
 assert all(any(stem in word for stem in STEMS) for word in SECRET_WORDS)
 # every anchor of a token shape: a text holding none of them holds no token
 ANCHORS = tuple(dict.fromkeys(anchor for _, anchor, _, _ in SHAPES))
+
+
+def _guarded(words: tuple[str, ...], guards: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``words`` grouped under a character each holds (the first of ``guards`` it has; a word
+    holding none is its own guard): one single-character search (``memchr``, ~0.05 ns a byte)
+    rules out a whole group, where each word's own search costs ~0.5. A text holds a word only
+    if it holds the word's guard (``redact.Redactor.text``)."""
+    groups: dict[str, list[str]] = {}
+    for word in words:
+        guard = next((g for g in guards if g in word), word)
+        groups.setdefault(guard, []).append(word)
+    return tuple((guard, tuple(group)) for guard, group in groups.items())
+
+
+# rare in prose and JSON first; a text missing a group's guard holds none of its anchors
+ANCHOR_GROUPS = _guarded(ANCHORS, "_-/JKQXZEA")
+# the stems, searched in lower case
+STEM_GROUPS = _guarded(STEMS, "kw")
+
+
 SHAPE_MIN_LEN = 19  # the shortest text a token shape is looked for in (sk- and 16 characters)
 # after a secret word: the rest of the key, its separator, and the value it holds (JSON, escaped
 # JSON, Python repr, key=value); a JSON number (a token count) is no secret

@@ -15,8 +15,9 @@ Where each marker is planted:
   score), ``sandbox_cmd`` (in a command the echo tool runs in Inspect's ``local`` sandbox),
   ``sandbox_output`` (that command's output, built by the shell: it is not in the command);
 - secrets: ``env`` (the value of PLANTED_SERVICE_TOKEN, echoed in a tool error), ``model_arg``
-  (an ``api_key`` model arg), ``sample_meta`` (``api_key`` in sample metadata), ``task_arg_key``
-  (an ``api_key`` task arg), ``model_error_key`` (an OpenAI-shaped key in a provider error),
+  (an ``api_key`` model arg), ``sample_meta`` (``api_key`` in sample metadata), ``meta_key`` (a
+  GitHub token as a sample metadata key), ``task_arg_key`` (an ``api_key`` task arg),
+  ``model_error_key`` (an OpenAI-shaped key in a provider error),
   ``scorer_key`` (a Hugging Face token in a scorer explanation), ``pattern`` (matches the user's
   INSPECT_OTEL_REDACT_PATTERNS, in the completion), ``late`` (LATE_DEPLOY_API_KEY, exported
   between two evals of one process and echoed in the second one's tool error), ``sandbox``
@@ -70,6 +71,7 @@ SECRETS = (
     "env",
     "model_arg",
     "sample_meta",
+    "meta_key",
     "task_arg_key",
     "model_error_key",
     "scorer_key",
@@ -96,6 +98,7 @@ def make_markers() -> dict[str, str]:
             "secret.env": _random(24),
             "secret.model_arg": _random(28),
             "secret.sample_meta": _random(26),
+            "secret.meta_key": "ghp_" + _random(36),
             "secret.task_arg_key": _random(30),
             "secret.model_error_key": "sk-proj-" + _random(32),
             "secret.scorer_key": "hf_" + _random(34),
@@ -208,7 +211,12 @@ def verdict() -> Any:
 
 @task
 def planted(api_key: str = "", note: str = "", tools: str = "echo") -> Task:
-    metadata = {"note": m("content.metadata"), "api_key": m("secret.sample_meta")}
+    # a token as a key (a dict of tokens to their owners): keys are redacted like values
+    metadata = {
+        "note": m("content.metadata"),
+        "api_key": m("secret.sample_meta"),
+        m("secret.meta_key"): "ops",
+    }
     samples = [
         Sample(id="ok", input=f"tool-ok {m('content.input')}", target=m("content.target"), metadata=metadata),
         Sample(id="modelfail", input=f"model-fail {m('content.input')}", target=m("content.target")),
