@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 EXPORTERS = {
     "file": "file",
     "unredacted": "file",
+    "paired": "file",
     "metrics": "file",
     "metrics-otlp": "file",
     "otlp": "file,otlp",
@@ -48,7 +49,7 @@ EXPORTERS = {
 }
 
 CHILD = r"""
-import functools, inspect, json, os, resource, sys, time
+import functools, inspect, json, os, resource, sys, time, zlib
 sys.path.insert(0, {examples!r})
 from inspect_ai import eval
 from bridge_demo import arithmetic
@@ -65,16 +66,24 @@ if sys.argv[2] == "noop":  # Inspect's own cost of delivering events to a hook t
 elif sys.argv[2] != "off":  # time every hook call on the loop thread (none of them awaits)
     from otel_bridge.hook.hooks import OtelBridgeHooks
 
+    paired = {{"on": True}}  # paired: the redactor works for half the samples (by id), not the other
+
     def timed(fn):
         part = "sample" if fn.__name__.startswith("on_sample") else "setup"
 
         @functools.wraps(fn)
         async def call(self, data):
+            if sys.argv[2] == "paired" and part == "sample":
+                paired["on"] = zlib.crc32(data.sample_id.encode()) % 2 == 0
             t = time.thread_time_ns()
             try:
                 return await fn(self, data)
             finally:
-                hook_ns[part] += time.thread_time_ns() - t
+                spent = time.thread_time_ns() - t
+                hook_ns[part] += spent
+                if sys.argv[2] == "paired" and part == "sample":
+                    half = "on" if paired["on"] else "off"
+                    hook_ns[half] = hook_ns.get(half, 0) + spent
         return call
 
     for name, fn in list(vars(OtelBridgeHooks).items()):
@@ -118,6 +127,25 @@ elif sys.argv[2] != "off":  # time every hook call on the loop thread (none of t
         redact.Redactor.text = lambda self, value: value
         redact.Redactor.structure = lambda self, value, secret=False: value
         redact.Scrubber.span = lambda self, attrs, events, status: status
+    if sys.argv[2] == "paired":  # the same stubs, only while a sample of the "off" half runs
+        from otel_bridge import spanfactory
+        # BENCH_PAIRED_PARTS: which of the edge pass ("span") and the content capture's redaction
+        # ("text", "structure") the off half skips (all three by default)
+        parts = os.environ.get("BENCH_PAIRED_PARTS", "text,structure,span").split(",")
+        text, structure, scrub = redact.Redactor.text, redact.Redactor.structure, redact.Scrubber.span
+        if "text" in parts:
+            redact.Redactor.text = lambda self, v: text(self, v) if paired["on"] else v
+        if "structure" in parts:
+            redact.Redactor.structure = lambda self, v, s=False: structure(self, v, s) if paired["on"] else v
+        if "span" in parts:
+            redact.Scrubber.span = lambda self, a, e, s: scrub(self, a, e, s) if paired["on"] else s
+        emit = spanfactory.SpanFactory.emit
+
+        def counted(self, span):
+            half = "spans_on" if paired["on"] else "spans_off"
+            hook_ns[half] = hook_ns.get(half, 0) + 1
+            return emit(self, span)
+        spanfactory.SpanFactory.emit = counted
     redactor_calls = (redact.Redactor, ("text", "structure", "vouch"))
     for cls, names in (redactor_calls, (redact.Scrubber, ("span", "refresh"))):
         for name in names:
@@ -134,6 +162,7 @@ print("RESULT", json.dumps({{
     "setup_cpu": hook_ns["setup"] / 1e9,  # run/task hooks: session start, final flush
     "redact_cpu": redact_net() / 1e9,  # inside the hook calls: the redactor's share
     "rss_mb": r1.ru_maxrss / 1024,
+    **{{k: hook_ns[k] for k in ("on", "off", "spans_on", "spans_off") if k in hook_ns}},
 }}))
 """
 
@@ -276,7 +305,7 @@ def main() -> None:
 
     from tests.support.otlp_capture import OtlpCapture
 
-    configs = ["off", "noop", "file", "unredacted", "metrics", "metrics-otlp", "otlp", "default"]
+    configs = ["off", "noop", "file", "unredacted", "paired", "metrics", "metrics-otlp", "otlp", "default"]
     if args.configs:
         wanted = {"off", "file", *args.configs.split(",")}
         configs = [c for c in configs if c in wanted]
@@ -384,6 +413,19 @@ def main() -> None:
         print(
             f"redaction: {cost:.1f} µs/span = {cost / hooks['file']:.0%} of the hook's time "
             f"(file - unredacted, hook µs/span medians)"
+        )
+    if "paired" in results:
+        # per run: the hook's CPU per span in the samples the redactor worked for, and in those it
+        # did not (the same process, interleaved: the host's drift cancels)
+        on = [r["on"] / r["spans_on"] / 1000 for r in results["paired"]]
+        off = [r["off"] / r["spans_off"] / 1000 for r in results["paired"]]
+        cost = [a - b for a, b in zip(on, off, strict=True)]
+        share = sorted(d / a for d, a in zip(cost, on, strict=True))
+        print(
+            f"redaction, paired in one process: {statistics.median(cost):.1f} µs/span "
+            f"({min(cost):.1f} to {max(cost):.1f}) = {statistics.median(share):.0%} of the hook's time "
+            f"({share[0]:.0%} to {share[-1]:.0%}); hook {statistics.median(on):.1f} µs/span redacting, "
+            f"{statistics.median(off):.1f} not (medians of {len(on)} runs)"
         )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from itertools import filterfalse
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +105,17 @@ def remember(values: Mapping[str, str]) -> None:
     _told.update({v: k for v, k in values.items() if isinstance(v, str) and len(v) >= _MIN_SECRET_LEN})
 
 
+class Redacted(str):
+    """A text made only of redacted parts (the content encoder's output, ``Redactor.vouch``).
+
+    The edge pass passes it by its exact type: no hash, no set entry, no search. Content is most
+    of a span's bytes and is encoded anew for each span (a conversation joined for every model
+    call), so remembering it by value would hash it whole for a lookup that happens once.
+    """
+
+    __slots__ = ()
+
+
 class Redactor:
     """Replaces secrets with ``[REDACTED:<reason>]``; a few ``str.find`` calls when there are none.
 
@@ -137,8 +147,10 @@ class Redactor:
         self._alnum_values: tuple[str, ...] = ()
         self._fingerprint: frozenset[tuple[str, str]] | None = None
         # strings known to hold no secret (already redacted): the edge pass finds each in O(1),
-        # so content redacted once where it is encoded is not searched again on every span
-        self._clean: set[str] = set()
+        # so content redacted once where it is encoded is not searched again on every span.
+        # Callers may test membership before calling ``text`` (a call costs more than the test in
+        # a running eval); only ``text`` and ``vouch`` add to it
+        self.clean: set[str] = set()
         self._clean_chars = 0
         self.on_new: Callable[[dict[str, str]], None] | None = None  # set after the first read
         self.refresh()
@@ -158,7 +170,7 @@ class Redactor:
         if fingerprint == self._fingerprint:
             return False
         self._fingerprint = fingerprint
-        self._clean.clear()
+        self.clean.clear()
         self._clean_chars = 0
         new = {v: k for v, k in found.items() if v not in self._known}
         # a value once seen stays a secret after it leaves the environment (a rotated key)
@@ -190,13 +202,9 @@ class Redactor:
                 if anchor in value:
                     shape_cuts(value, reason, anchor, regex, edge, cuts)
 
-    def vouch(self, value: str) -> None:
-        """Remember ``value`` as holding no secret (made only of redacted text)."""
-        self._clean_chars += len(value)
-        if self._clean_chars > _CLEAN_CHARS:
-            self._clean.clear()
-            self._clean_chars = len(value)
-        self._clean.add(value)
+    def vouch(self, value: str) -> Redacted:
+        """``value`` (made only of redacted text) marked so: the edge pass passes it by its type."""
+        return Redacted(value)
 
     def text(self, value: str) -> str:
         """``value`` with every secret replaced: the same object when it holds none.
@@ -207,7 +215,7 @@ class Redactor:
         stems in groups that one character rules out (``secret_text.ANCHOR_GROUPS``). Most texts
         (ids, names, messages) hold nothing and stop there.
         """
-        clean = self._clean
+        clean = self.clean
         if not value or value in clean:
             return value
         size = len(value)
@@ -232,8 +240,11 @@ class Redactor:
                     break
             else:
                 if size >= SHAPE_MIN_LEN:
-                    for guard, anchors in ANCHOR_GROUPS:
+                    for guard, anchors in ANCHOR_GROUPS:  # () when the guard is the anchor
                         if guard in value:
+                            if not anchors:
+                                needles = True
+                                break
                             for anchor in anchors:
                                 if anchor in value:
                                     needles = True
@@ -244,6 +255,9 @@ class Redactor:
                 low = value.lower()
                 for guard, stems in STEM_GROUPS:
                     if guard in low:
+                        if not stems:
+                            keyed = True
+                            break
                         for stem in stems:
                             if stem in low:
                                 keyed = True
@@ -278,11 +292,20 @@ class Redactor:
         if cls is int or cls is float or cls is bool or value is None:
             return value
         if cls is dict or isinstance(value, Mapping):
-            clean = self._clean  # keys repeat: most are known clean (no call)
+            clean = self.clean  # keys repeat, and most values are scalars: no call for those
             out = {}
             for k, v in value.items():
                 key = k if k.__class__ is str else str(k)
-                out[key if key in clean else self.text(key)] = self.structure(v, secret or is_secret_key(key))
+                known = _secret_keys.get(key)  # is_secret_key, inlined
+                hidden = secret or (known if known is not None else is_secret_key(key))
+                vcls = v.__class__
+                if vcls is str and not (hidden and v):
+                    item = v if v in clean else self.text(v)
+                elif vcls is int or vcls is float or vcls is bool or v is None:
+                    item = v
+                else:
+                    item = self.structure(v, hidden)
+                out[key if key in clean else self.text(key)] = item
             return out
         if cls is list or isinstance(value, (list, tuple)):
             return [self.structure(v, secret) for v in value]
@@ -359,54 +382,40 @@ class Scrubber:
         """Redact every string (and string sequence) in place; without content, apply the content
         rules.
 
-        Most values (ids, names, content already redacted where it was encoded) are in the clean
-        set: one C-level pass (``filterfalse``) leaves the others, typically a new id and a few
-        numbers, for the Python loop. A list (unhashable) takes the plain walk; the hook sets
-        sequences as tuples, as the SDK's own spans hold them.
+        Most values are ids and names seen before (in the clean set: one lookup), numbers, or
+        content the encoder redacted (``Redacted``: passed by its type). A new alphanumeric id (a
+        span's, a sample's) can hold only an alphanumeric secret value or an AKIA / ASIA / AIza
+        key (``Redactor.text``'s gate): known clean without a call.
         """
         redactor = self.redactor
-        clean = redactor._clean
-        try:
-            rest = [*filterfalse(clean.__contains__, attrs.values())]
-        except TypeError:
-            self._walk(attrs)
-        else:
-            # a new id (a span's, a sample's): alphanumeric, so only an alphanumeric secret value
-            # or an AKIA / ASIA / AIza key can be in it (``_gate``); known clean without a call
-            ids = not redactor._alnum_values and redactor._user is None
-            for value in rest:
-                cls = value.__class__
-                if cls is str:
-                    if ids and value.isalnum() and (len(value) < SHAPE_MIN_LEN or "A" not in value):
-                        redactor._clean_chars += len(value)
-                        clean.add(value)
-                        continue
-                    redacted = redactor.text(value)
-                elif cls is tuple and value and value[0].__class__ is str:
-                    redacted = self._sequence(value)
-                else:  # a number, a bool (no isinstance call: the hot path)
+        clean = redactor.clean
+        ids = not redactor._alnum_values and redactor._user is None
+        for key, value in attrs.items():
+            cls = value.__class__
+            if cls is str:
+                if value in clean:
                     continue
-                if redacted is not value:  # a secret found (rare): every key holding it
-                    for key, held in attrs.items():
-                        if held is value:
-                            attrs[key] = redacted
+                if ids and value.isalnum() and (len(value) < SHAPE_MIN_LEN or "A" not in value):
+                    redactor._clean_chars += len(value)
+                    clean.add(value)
+                    continue
+                attrs[key] = redactor.text(value)
+            elif cls is Redacted or cls is int or cls is float or cls is bool:
+                continue
+            elif cls is tuple or cls is list:
+                if value and value[0].__class__ is str:
+                    attrs[key] = self._sequence(value)
+            elif isinstance(value, str):  # another str subclass
+                attrs[key] = redactor.text(value)
         if not self.content:
             self._content_off(attrs)
 
     def _sequence(self, value: Any) -> Any:
         """A string sequence redacted: itself when every item is known clean."""
-        if all(v.__class__ is str for v in value) and self.redactor._clean.issuperset(value):
+        if all(v.__class__ is str for v in value) and self.redactor.clean.issuperset(value):
             return value
         redacted = [self.redactor.text(v) if isinstance(v, str) else v for v in value]
         return value if all(a is b for a, b in zip(redacted, value, strict=True)) else redacted
-
-    def _walk(self, attrs: dict[str, Any]) -> None:
-        """Every value, one by one (a span holding a list)."""
-        for key, value in attrs.items():
-            if isinstance(value, str):
-                attrs[key] = self.redactor.text(value)
-            elif isinstance(value, (list, tuple)) and value and isinstance(value[0], str):
-                attrs[key] = self._sequence(value)
 
     def _content_off(self, attrs: dict[str, Any]) -> None:
         for key in _REMOVED & attrs.keys():

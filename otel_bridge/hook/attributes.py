@@ -341,9 +341,8 @@ def sample_end_attrs(sample: EvalSample, capture_content: bool, redactor: Redact
     attrs.update(total_usage(sample.model_usage))
     if sample.scores:
         by_name = {n: score_json(s, capture_content) for n, s in sample.scores.items()}
-        scores = dumps(redactor.structure(by_name))
-        redactor.vouch(scores)  # made of redacted strings: the edge pass need not search it again
-        attrs[c.SAMPLE_SCORES] = scores
+        # made of redacted strings: the edge pass need not search it again
+        attrs[c.SAMPLE_SCORES] = redactor.vouch(dumps(redactor.structure(by_name)))
     if sample.error is not None:
         attrs[c.SAMPLE_ERROR] = redactor.text(sample.error.message)
     if sample.limit is not None:

@@ -48,13 +48,13 @@ class ContentCapture:
         if isinstance(jsonable, dict):
             text, cut = bounded_json(self.redactor.structure(jsonable), self.settings.content.max_bytes)
         elif isinstance(jsonable, str):
-            redacted = self.redactor.text(jsonable)
+            redacted = jsonable if jsonable in self.redactor.clean else self.redactor.text(jsonable)
             text, cut = bounded_json(redacted, self.settings.content.max_bytes)
         else:
             redacted = self.redactor.text(dumps(jsonable))
             text, cut = bounded_json_text(redacted, self.settings.content.max_bytes)
         if text is not redacted:  # made of redacted text: the edge pass need not search it again
-            self.redactor.vouch(text)  # (text() itself remembers what it returns)
+            text = self.redactor.vouch(text)  # (text() itself remembers what it returns)
         for key in (keys,) if isinstance(keys, str) else keys:
             attrs[key] = text
             if cut:
@@ -96,14 +96,14 @@ class ContentCapture:
         if system:
             joined_system = "[" + ",".join(system) + "]"
             if len(joined_system) * 4 <= budget or len(joined_system.encode("utf-8")) <= budget:
-                self.redactor.vouch(joined_system)
+                joined_system = self.redactor.vouch(joined_system)
                 attrs[c.GEN_AI_SYSTEM_INSTRUCTIONS] = joined_system
             else:
                 parts = [p for m in messages if m.role == "system" for p in system_parts(m)]
                 self.content(attrs, c.GEN_AI_SYSTEM_INSTRUCTIONS, parts, truncated)
         if size <= budget:
             joined = "[" + ",".join(fragments) + "]"
-            self.redactor.vouch(joined)
+            joined = self.redactor.vouch(joined)
             attrs[c.GEN_AI_INPUT_MESSAGES] = attrs[c.INPUT_VALUE] = joined
         else:
             rest = [message_json(m) for m in messages if m.role != "system"]
