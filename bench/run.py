@@ -4,7 +4,10 @@
 
 Configurations: off (bridge installed, disabled), noop (a hook that does nothing: Inspect's own
 cost of delivering events to any hook), file, unredacted (file with the redactor stubbed out:
-the difference is what redaction costs), metrics (file + OTel metrics to the metric file,
+the difference is what redaction costs), paired (one file eval in which the redactor works for
+half the samples and is stubbed for the other half: the hook's CPU per span of the two halves,
+compared within the run, where the host's drift and the GC cancel; BENCH_PAIRED_PARTS=span stubs
+only the edge pass), metrics (file + OTel metrics to the metric file,
 ``OTEL_METRICS_EXPORTER=file``), metrics-otlp (the same with ``otlp``: also OTLP metrics, every
 second, to a local stand-in answering 200), otlp (file + OTLP to a local receiver), default (file + an
 offline W&B run, the embedded default). Each runs a ≥300-sample eval with the full
