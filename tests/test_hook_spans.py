@@ -325,3 +325,47 @@ def test_span_names_are_low_cardinality(run: tuple[list[EvalLog], SpanTree]) -> 
         "chat careful",
         "chat hasty",
     }
+
+
+# Inspect's StopReason → the GenAI finish_reason, as docs/conventions.md documents it
+DOCUMENTED_FINISH = {
+    "stop": "stop",
+    "tool_calls": "tool_call",
+    "max_tokens": "length",
+    "model_length": "length",
+}
+
+
+def test_output_messages_are_the_model_events_outputs(run: tuple[list[EvalLog], SpanTree]) -> None:
+    """gen_ai.output.messages of every chat span is its model call's output as Inspect logged it
+    (text, tool calls, finish reason), in the order of the sample's model events."""
+    logs, tree = run
+    checked = 0
+    for log in logs:
+        for sample in log.samples or []:
+            (root,) = tree.sample(log.eval.eval_id, sample.id, sample.epoch)
+            chats = sorted(
+                (s for s in tree.descendants(root) if s.name.startswith("chat ")), key=lambda s: s.start_ns
+            )
+            calls = [e for e in sample.events if isinstance(e, ModelEvent)]
+            assert len(chats) == len(calls)
+            for span, call in zip(chats, calls, strict=True):
+                expected = []
+                for choice in call.output.choices:
+                    message = choice.message
+                    content = message.content
+                    texts = (
+                        [content]
+                        if isinstance(content, str)
+                        else [p.text for p in content if p.type == "text"]
+                    )
+                    parts: list[dict[str, Any]] = [{"type": "text", "content": t} for t in texts if t]
+                    parts += [
+                        {"type": "tool_call", "id": t.id, "name": t.function, "arguments": t.arguments}
+                        for t in message.tool_calls or []
+                    ]
+                    reason = DOCUMENTED_FINISH[choice.stop_reason]
+                    expected.append({"role": "assistant", "parts": parts, "finish_reason": reason})
+                assert json.loads(span.attr(c.GEN_AI_OUTPUT_MESSAGES)) == expected
+                checked += 1
+    assert checked >= 3
