@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -77,8 +78,8 @@ def test_every_sample_trace_nests_as_inspect_did(run: tuple[list[EvalLog], SpanT
     assert total == len(tree.named(c.SPAN_SAMPLE)) == 4 * 6
 
 
-def test_model_spans_are_not_duplicated_and_use_inspect_times(run: tuple[list[EvalLog], SpanTree]) -> None:
-    logs, tree = run
+def _chats_and_model_events(logs: list[EvalLog], tree: SpanTree) -> Iterator[tuple[SpanRecord, ModelEvent]]:
+    """Each sample's chat spans (by start) beside its ModelEvents in Inspect's log (by time)."""
     for log in logs:
         for sample in log.samples or []:
             (root,) = tree.sample(log.eval.eval_id, sample.id, sample.epoch)
@@ -87,12 +88,17 @@ def test_model_spans_are_not_duplicated_and_use_inspect_times(run: tuple[list[Ev
             )
             events = [e for e in sample.events if isinstance(e, ModelEvent)]
             assert len(chats) == len(events)
-            for span, event in zip(chats, sorted(events, key=lambda e: e.timestamp), strict=True):
-                assert span.kind == 3  # CLIENT
-                assert abs(span.start_ns - event.timestamp.timestamp() * 1e9) < 2_000
-                assert event.completed is not None
-                assert abs(span.end_ns - event.completed.timestamp() * 1e9) < 2_000
-                assert span.attr(c.GEN_AI_RESPONSE_ID) == event.output.response_id
+            yield from zip(chats, sorted(events, key=lambda e: e.timestamp), strict=True)
+
+
+def test_model_spans_are_not_duplicated_and_use_inspect_times(run: tuple[list[EvalLog], SpanTree]) -> None:
+    logs, tree = run
+    for span, event in _chats_and_model_events(logs, tree):
+        assert span.kind == 3  # CLIENT
+        assert abs(span.start_ns - event.timestamp.timestamp() * 1e9) < 2_000
+        assert event.completed is not None
+        assert abs(span.end_ns - event.completed.timestamp() * 1e9) < 2_000
+        assert span.attr(c.GEN_AI_RESPONSE_ID) == event.output.response_id
 
 
 def _texts(messages: list[dict[str, Any]]) -> list[tuple[str, str]]:
@@ -341,31 +347,19 @@ def test_output_messages_are_the_model_events_outputs(run: tuple[list[EvalLog], 
     (text, tool calls, finish reason), in the order of the sample's model events."""
     logs, tree = run
     checked = 0
-    for log in logs:
-        for sample in log.samples or []:
-            (root,) = tree.sample(log.eval.eval_id, sample.id, sample.epoch)
-            chats = sorted(
-                (s for s in tree.descendants(root) if s.name.startswith("chat ")), key=lambda s: s.start_ns
-            )
-            calls = [e for e in sample.events if isinstance(e, ModelEvent)]
-            assert len(chats) == len(calls)
-            for span, call in zip(chats, calls, strict=True):
-                expected = []
-                for choice in call.output.choices:
-                    message = choice.message
-                    content = message.content
-                    texts = (
-                        [content]
-                        if isinstance(content, str)
-                        else [p.text for p in content if p.type == "text"]
-                    )
-                    parts: list[dict[str, Any]] = [{"type": "text", "content": t} for t in texts if t]
-                    parts += [
-                        {"type": "tool_call", "id": t.id, "name": t.function, "arguments": t.arguments}
-                        for t in message.tool_calls or []
-                    ]
-                    reason = DOCUMENTED_FINISH[choice.stop_reason]
-                    expected.append({"role": "assistant", "parts": parts, "finish_reason": reason})
-                assert json.loads(span.attr(c.GEN_AI_OUTPUT_MESSAGES)) == expected
-                checked += 1
+    for span, call in _chats_and_model_events(logs, tree):
+        expected = []
+        for choice in call.output.choices:
+            message = choice.message
+            content = message.content
+            texts = [content] if isinstance(content, str) else [p.text for p in content if p.type == "text"]
+            parts: list[dict[str, Any]] = [{"type": "text", "content": t} for t in texts if t]
+            parts += [
+                {"type": "tool_call", "id": t.id, "name": t.function, "arguments": t.arguments}
+                for t in message.tool_calls or []
+            ]
+            reason = DOCUMENTED_FINISH[choice.stop_reason]
+            expected.append({"role": "assistant", "parts": parts, "finish_reason": reason})
+        assert json.loads(span.attr(c.GEN_AI_OUTPUT_MESSAGES)) == expected
+        checked += 1
     assert checked >= 3
