@@ -20,13 +20,16 @@ from opentelemetry.trace import Status, StatusCode
 
 from otel_bridge import conventions as c
 from otel_bridge.secret_text import (
+    ALNUM_ANCHOR_GROUPS,
     ANCHOR_GROUPS,
     SECRET_WORDS,
     SHAPE_MIN_LEN,
     SHAPES,
     STEM_GROUPS,
     Cut,
+    Groups,
     apply_cuts,
+    holds_any,
     key_cuts,
     shape_cuts,
 )
@@ -141,16 +144,17 @@ class Redactor:
         self._user = re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
         self._shapes = [(r, anchor, re.compile(rx), edge) for r, anchor, rx, edge in SHAPES]
         self._values: list[tuple[str, str]] = []
-        # what the gate looks for in a text's own case besides the token anchors: the secret
-        # values (an alphanumeric text can hold only the alphanumeric ones)
-        self._values_only: tuple[str, ...] = ()
-        self._alnum_values: tuple[str, ...] = ()
+        # what the gate looks for in a text's own case, as ``secret_text.holds_any`` groups:
+        # [alphanumeric text][long enough for a token shape] -> the secret values it can hold,
+        # then the token anchors
+        self._needles: tuple[tuple[Groups, Groups], tuple[Groups, Groups]] = (
+            ((), ANCHOR_GROUPS),
+            ((), ALNUM_ANCHOR_GROUPS),
+        )
         self._fingerprint: frozenset[tuple[str, str]] | None = None
-        # strings known to hold no secret (already redacted): the edge pass finds each in O(1),
-        # so content redacted once where it is encoded is not searched again on every span.
-        # Callers may test membership before calling ``text`` (a call costs more than the test in
-        # a running eval); only ``text`` and ``vouch`` add to it
-        self.clean: set[str] = set()
+        # strings known to hold no secret (what ``text`` returned): the edge pass finds a
+        # repeated id or name in O(1) instead of searching it again on every span
+        self._clean: set[str] = set()
         self._clean_chars = 0
         self.on_new: Callable[[dict[str, str]], None] | None = None  # set after the first read
         self.refresh()
@@ -170,7 +174,7 @@ class Redactor:
         if fingerprint == self._fingerprint:
             return False
         self._fingerprint = fingerprint
-        self.clean.clear()
+        self._clean.clear()
         self._clean_chars = 0
         new = {v: k for v, k in found.items() if v not in self._known}
         # a value once seen stays a secret after it leaves the environment (a rotated key)
@@ -180,8 +184,9 @@ class Redactor:
         values.update({json.dumps(v, ensure_ascii=False)[1:-1]: r for v, r in values.items()})
         # longest first so a secret containing another is replaced whole
         self._values = sorted(values.items(), key=lambda item: len(item[0]), reverse=True)
-        self._values_only = tuple(values)
-        self._alnum_values = tuple(v for v in values if v.isalnum())
+        plain: Groups = tuple((v, ()) for v in values)
+        alnum: Groups = tuple((v, ()) for v in values if v.isalnum())
+        self._needles = ((plain, plain + ANCHOR_GROUPS), (alnum, alnum + ALNUM_ANCHOR_GROUPS))
         if new and self.on_new is not None:
             self.on_new(new)
         return True
@@ -209,72 +214,29 @@ class Redactor:
     def text(self, value: str) -> str:
         """``value`` with every secret replaced: the same object when it holds none.
 
-        The gate comes first, inline (it runs for every string not seen before; in a running eval
-        a call costs as much as the gate). It uses containment only: one C-level pass per needle
-        (~1 ns a byte; Python's regex alternation costs 35-100), with the token anchors and key
-        stems in groups that one character rules out (``secret_text.ANCHOR_GROUPS``). Most texts
-        (ids, names, messages) hold nothing and stop there.
+        A gate first: containment only, one C-level pass per needle (~1 ns a byte; Python's regex
+        alternation costs 35-100), the token anchors and key stems in guarded groups
+        (``secret_text.holds_any``). Most texts (ids, names, messages) hold nothing and stop there.
         """
-        clean = self.clean
+        clean = self._clean
         if not value or value in clean:
             return value
         size = len(value)
-        needles = keyed = False
-        if size < 6:  # shorter than any secret the rules below can find
-            pass
-        elif value.isalnum():  # an id or a word: only an alphanumeric needle fits, and no key rule
-            for needle in self._alnum_values:
-                if needle in value:
-                    needles = True
-                    break
-            else:  # of the token shapes only AIza, AKIA, ASIA fit: 20+ characters, with an "A"
-                needles = (
-                    size >= SHAPE_MIN_LEN
-                    and "A" in value
-                    and ("AKIA" in value or "ASIA" in value or "AIza" in value)
-                )
-        else:
-            for needle in self._values_only:
-                if needle in value:
-                    needles = True
-                    break
-            else:
-                if size >= SHAPE_MIN_LEN:
-                    for guard, anchors in ANCHOR_GROUPS:  # () when the guard is the anchor
-                        if guard in value:
-                            if not anchors:
-                                needles = True
-                                break
-                            for anchor in anchors:
-                                if anchor in value:
-                                    needles = True
-                                    break
-                            if needles:
-                                break
-            if ":" in value or "=" in value:
-                low = value.lower()
-                for guard, stems in STEM_GROUPS:
-                    if guard in low:
-                        if not stems:
-                            keyed = True
-                            break
-                        for stem in stems:
-                            if stem in low:
-                                keyed = True
-                                break
-                        if keyed:
-                            break
-        if needles or keyed:
-            cuts: list[Cut] = []
-            if needles:
-                self._needle_cuts(value, cuts)
-            if keyed:
-                key_cuts(value, cuts)
-            if cuts:
-                value = apply_cuts(value, cuts)
+        if size >= 6:  # shorter than any secret the rules below can find
+            alnum = value.isalnum()  # an id or a word: only an alphanumeric needle, no key rule
+            needles = holds_any(value, self._needles[alnum][size >= SHAPE_MIN_LEN])
+            keyed = not alnum and (":" in value or "=" in value) and holds_any(value.lower(), STEM_GROUPS)
+            if needles or keyed:
+                cuts: list[Cut] = []
+                if needles:
+                    self._needle_cuts(value, cuts)
+                if keyed:
+                    key_cuts(value, cuts)
+                if cuts:
+                    value = apply_cuts(value, cuts)
         if self._user is not None and self._user.search(value) is not None:
             value = self._user.sub("[REDACTED:pattern]", value)
-        # vouch(value), inlined
+        # remembered: the same text found again is returned at once
         self._clean_chars += len(value)
         if self._clean_chars > _CLEAN_CHARS:
             clean.clear()
@@ -292,20 +254,10 @@ class Redactor:
         if cls is int or cls is float or cls is bool or value is None:
             return value
         if cls is dict or isinstance(value, Mapping):
-            clean = self.clean  # keys repeat, and most values are scalars: no call for those
             out = {}
             for k, v in value.items():
                 key = k if k.__class__ is str else str(k)
-                known = _secret_keys.get(key)  # is_secret_key, inlined
-                hidden = secret or (known if known is not None else is_secret_key(key))
-                vcls = v.__class__
-                if vcls is str and not (hidden and v):
-                    item = v if v in clean else self.text(v)
-                elif vcls is int or vcls is float or vcls is bool or v is None:
-                    item = v
-                else:
-                    item = self.structure(v, hidden)
-                out[key if key in clean else self.text(key)] = item
+                out[self.text(key)] = self.structure(v, secret or is_secret_key(key))
             return out
         if cls is list or isinstance(value, (list, tuple)):
             return [self.structure(v, secret) for v in value]
@@ -379,43 +331,35 @@ class Scrubber:
         self.redactor.refresh()
 
     def attributes(self, attrs: dict[str, Any]) -> None:
-        """Redact every string (and string sequence) in place; without content, apply the content
-        rules.
+        """Redact every string (and string list) in place; without content, apply the content rules.
 
-        Most values are ids and names seen before (in the clean set: one lookup), numbers, or
-        content the encoder redacted (``Redacted``: passed by its type). A new alphanumeric id (a
-        span's, a sample's) can hold only an alphanumeric secret value or an AKIA / ASIA / AIza
-        key (``Redactor.text``'s gate): known clean without a call.
+        Most values are ids and names seen before (the redactor's clean set, looked up here: a
+        call costs more than the lookup), numbers, or content the encoder redacted (``Redacted``:
+        passed by its type).
         """
         redactor = self.redactor
-        clean = redactor.clean
-        ids = not redactor._alnum_values and redactor._user is None
+        clean = redactor._clean
+        text = redactor.text
         for key, value in attrs.items():
             cls = value.__class__
             if cls is str:
-                if value in clean:
-                    continue
-                if ids and value.isalnum() and (len(value) < SHAPE_MIN_LEN or "A" not in value):
-                    redactor._clean_chars += len(value)
-                    clean.add(value)
-                    continue
-                attrs[key] = redactor.text(value)
+                if value not in clean:
+                    attrs[key] = text(value)
             elif cls is Redacted or cls is int or cls is float or cls is bool:
                 continue
-            elif cls is tuple or cls is list:
-                if value and value[0].__class__ is str:
+            elif cls is list or cls is tuple:
+                if value and isinstance(value[0], str):
                     attrs[key] = self._sequence(value)
             elif isinstance(value, str):  # another str subclass
-                attrs[key] = redactor.text(value)
+                attrs[key] = text(value)
         if not self.content:
             self._content_off(attrs)
 
     def _sequence(self, value: Any) -> Any:
-        """A string sequence redacted: itself when every item is known clean."""
-        if all(v.__class__ is str for v in value) and self.redactor.clean.issuperset(value):
+        """A string list redacted: itself when every item is known clean (finish reasons)."""
+        if all(v.__class__ is str for v in value) and self.redactor._clean.issuperset(value):
             return value
-        redacted = [self.redactor.text(v) if isinstance(v, str) else v for v in value]
-        return value if all(a is b for a, b in zip(redacted, value, strict=True)) else redacted
+        return [self.redactor.text(v) if isinstance(v, str) else v for v in value]
 
     def _content_off(self, attrs: dict[str, Any]) -> None:
         for key in _REMOVED & attrs.keys():

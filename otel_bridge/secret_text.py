@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 
 Cut = tuple[int, int, str]  # (start, end, replacement)
+# (guard, words): a text holds a word only if it holds the guard; no words: the guard is the word
+Groups = tuple[tuple[str, tuple[str, ...]], ...]
 
 SECRET_WORDS = (
     "api_key", "api-key", "apikey", "token", "secret", "password", "passwd", "credential", "auth",
@@ -47,7 +49,7 @@ assert all(any(stem in word for stem in STEMS) for word in SECRET_WORDS)
 ANCHORS = tuple(dict.fromkeys(anchor for _, anchor, _, _ in SHAPES))
 
 
-def _guarded(words: tuple[str, ...], guards: tuple[str, ...]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+def _guarded(words: tuple[str, ...], guards: tuple[str, ...]) -> Groups:
     """``words`` grouped under the first of ``guards`` each holds (a word holding none is its own
     guard, searched once). A text holds a word only if it holds the word's guard, so one search
     rules out a whole group (``redact.Redactor.text``); a guard is rare in prose and in the
@@ -61,8 +63,23 @@ def _guarded(words: tuple[str, ...], guards: tuple[str, ...]) -> tuple[tuple[str
 
 # the GitHub token prefixes share "gh"; the others are searched as themselves
 ANCHOR_GROUPS = _guarded(ANCHORS, ("gh",))
+# an alphanumeric text (an id, a word) can hold only these (the others need a '-', '_', ':' ...)
+ALNUM_ANCHOR_GROUPS = _guarded(tuple(a for a in ANCHORS if a.isalnum()), ("A",))
 # the stems, searched in lower case: key / token / cookie share a "k", secret / credential "cre"
 STEM_GROUPS = _guarded(STEMS, ("k", "cre"))
+
+
+def holds_any(value: str, groups: Groups) -> bool:
+    """Whether ``value`` holds a word of ``groups`` (``_guarded``: a guard with no words is the
+    word itself)."""
+    for guard, words in groups:
+        if guard in value:
+            if not words:
+                return True
+            for word in words:
+                if word in value:
+                    return True
+    return False
 
 
 SHAPE_MIN_LEN = 19  # the shortest text a token shape is looked for in (sk- and 16 characters)

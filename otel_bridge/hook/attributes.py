@@ -17,7 +17,7 @@ from otel_bridge.hook.content import dumps, to_jsonable
 from otel_bridge.redact import Redactor
 from otel_bridge.translate.common import wandb_run_id
 
-AttrValue = str | bool | int | float | list[str] | tuple[str, ...]
+AttrValue = str | bool | int | float | list[str]
 Attrs = dict[str, AttrValue]
 
 PROVIDERS = {
@@ -265,7 +265,7 @@ def task_start_attrs(spec: EvalSpec, redactor: Redactor) -> Attrs:
     if spec.solver:
         attrs[c.TASK_SOLVER] = spec.solver
     if spec.scorers:
-        attrs[c.TASK_SCORERS] = tuple(s.name for s in spec.scorers)
+        attrs[c.TASK_SCORERS] = [s.name for s in spec.scorers]
         attrs[c.TASK_SCORER_METRICS] = dumps({s.name: _metric_names(s.metrics) for s in spec.scorers})
     if spec.model_base_url:
         attrs[c.MODEL_BASE_URL] = redactor.text(spec.model_base_url)

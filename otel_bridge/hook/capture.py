@@ -44,17 +44,15 @@ class ContentCapture:
         # cap. A mapping (metadata, tool arguments) is redacted as a structure (a secret-named
         # key hides everything under it); anything else as its JSON text (one search, hot path)
         jsonable = to_jsonable(value)
-        redacted: Any = None
         if isinstance(jsonable, dict):
             text, cut = bounded_json(self.redactor.structure(jsonable), self.settings.content.max_bytes)
         elif isinstance(jsonable, str):
-            redacted = jsonable if jsonable in self.redactor.clean else self.redactor.text(jsonable)
-            text, cut = bounded_json(redacted, self.settings.content.max_bytes)
+            text, cut = bounded_json(self.redactor.text(jsonable), self.settings.content.max_bytes)
         else:
-            redacted = self.redactor.text(dumps(jsonable))
-            text, cut = bounded_json_text(redacted, self.settings.content.max_bytes)
-        if text is not redacted:  # made of redacted text: the edge pass need not search it again
-            text = self.redactor.vouch(text)  # (text() itself remembers what it returns)
+            text, cut = bounded_json_text(
+                self.redactor.text(dumps(jsonable)), self.settings.content.max_bytes
+            )
+        text = self.redactor.vouch(text)  # made of redacted text: the edge pass need not search it again
         for key in (keys,) if isinstance(keys, str) else keys:
             attrs[key] = text
             if cut:
@@ -130,7 +128,7 @@ class ContentCapture:
 def mark_truncated(attrs: Attrs, truncated: list[str]) -> None:
     """Name the content attributes that were cut to the byte budget (inspect.truncated)."""
     if truncated:
-        attrs[c.TRUNCATED] = tuple(sorted(set(truncated)))
+        attrs[c.TRUNCATED] = sorted(set(truncated))
 
 
 def _same(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:

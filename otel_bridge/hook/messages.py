@@ -97,9 +97,8 @@ def output_messages(output: ModelOutput) -> list[dict[str, Any]]:
     return result
 
 
-def finish_reasons(output: ModelOutput) -> tuple[str, ...]:
-    """A tuple, as the SDK's own spans hold sequences (the edge pass hashes it: ``redact``)."""
-    return tuple(FINISH_REASONS.get(str(c.stop_reason), str(c.stop_reason)) for c in output.choices)
+def finish_reasons(output: ModelOutput) -> list[str]:
+    return [FINISH_REASONS.get(str(c.stop_reason), str(c.stop_reason)) for c in output.choices]
 
 
 def tool_definitions(tools: list[ToolInfo]) -> list[dict[str, Any]]:

@@ -101,7 +101,7 @@ class Recorder:
         if span is None:
             return
         if data.logs:  # what a consumer receiving spans in any order waits for before the run's end
-            span.set_attribute(c.RUN_EVAL_IDS, tuple(sorted(log.eval.eval_id for log in data.logs)))
+            span.set_attribute(c.RUN_EVAL_IDS, sorted(log.eval.eval_id for log in data.logs))
         outcomes: set[str] = set()  # a run that raised fails by its exception, whatever its tasks did
         if data.exception is None:
             outcomes = self._outcomes.pop(data.run_id, set()) | {str(log.status) for log in data.logs or []}

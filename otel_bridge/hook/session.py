@@ -44,7 +44,7 @@ class Session:
             span_processors=self.extra.span_processors,
             tracer_provider=self.extra.tracer_provider,
         )
-        versions: dict[str, str | bool | int | float | list[str] | tuple[str, ...]] = {
+        versions: dict[str, str | bool | int | float | list[str]] = {
             c.INSPECT_VERSION: inspect_version,
             c.BRIDGE_VERSION: __version__,
         }
