@@ -6,8 +6,10 @@ Configurations: off (bridge installed, disabled), noop (a hook that does nothing
 cost of delivering events to any hook), file, unredacted (file with the redactor stubbed out:
 the difference is what redaction costs), paired (one file eval in which the redactor works for
 half the samples and is stubbed for the other half: the hook's CPU per span of the two halves,
-compared within the run, where the host's drift and the GC cancel; BENCH_PAIRED_PARTS=span stubs
-only the edge pass), metrics (file + OTel metrics to the metric file,
+compared within the run, where the host's drift and the GC cancel; the stubs are swapped in as
+each hook call starts, with no timer around the redactor, so the redacting half runs its own code
+unwrapped; alternate runs swap the halves; BENCH_PAIRED_PARTS=span stubs only the edge pass,
+=none nothing: the noise floor), metrics (file + OTel metrics to the metric file,
 ``OTEL_METRICS_EXPORTER=file``), metrics-otlp (the same with ``otlp``: also OTLP metrics, every
 second, to a local stand-in answering 200), otlp (file + OTLP to a local receiver), default (file + an
 offline W&B run, the embedded default). Each runs a ≥300-sample eval with the full
@@ -70,6 +72,8 @@ elif sys.argv[2] != "off":  # time every hook call on the loop thread (none of t
     from otel_bridge.hook.hooks import OtelBridgeHooks
 
     paired = {{"on": True}}  # paired: the redactor works for half the samples (by id), not the other
+    # which half: alternate runs swap them, so what the two halves' samples differ in cancels
+    flip = int(os.environ.get("BENCH_PAIRED_FLIP", "0"))
 
     def timed(fn):
         part = "sample" if fn.__name__.startswith("on_sample") else "setup"
@@ -77,7 +81,10 @@ elif sys.argv[2] != "off":  # time every hook call on the loop thread (none of t
         @functools.wraps(fn)
         async def call(self, data):
             if sys.argv[2] == "paired" and part == "sample":
-                paired["on"] = zlib.crc32(data.sample_id.encode()) % 2 == 0
+                on = (zlib.crc32(data.sample_id.encode()) + flip) % 2 == 0
+                if on != paired["on"]:
+                    paired["on"] = on
+                    swap(on)
             t = time.thread_time_ns()
             try:
                 return await fn(self, data)
@@ -132,16 +139,26 @@ elif sys.argv[2] != "off":  # time every hook call on the loop thread (none of t
         redact.Scrubber.span = lambda self, attrs, events, status: status
     if sys.argv[2] == "paired":  # the same stubs, only while a sample of the "off" half runs
         from otel_bridge import spanfactory
-        # BENCH_PAIRED_PARTS: which of the edge pass ("span") and the content capture's redaction
-        # ("text", "structure") the off half skips (all three by default)
-        parts = os.environ.get("BENCH_PAIRED_PARTS", "text,structure,span").split(",")
-        text, structure, scrub = redact.Redactor.text, redact.Redactor.structure, redact.Scrubber.span
-        if "text" in parts:
-            redact.Redactor.text = lambda self, v: text(self, v) if paired["on"] else v
-        if "structure" in parts:
-            redact.Redactor.structure = lambda self, v, s=False: structure(self, v, s) if paired["on"] else v
-        if "span" in parts:
-            redact.Scrubber.span = lambda self, a, e, s: scrub(self, a, e, s) if paired["on"] else s
+        # BENCH_PAIRED_PARTS: which of the edge pass ("span"), the content capture's redaction
+        # ("text", "structure", "vouch") and the environment re-reads ("refresh") the off half
+        # skips (all five by default). The stubs are swapped
+        # in and out of the classes as each hook call starts (no timers either), so the half that
+        # redacts runs the redactor's own code, with no wrapper frame on its inner calls
+        parts = os.environ.get("BENCH_PAIRED_PARTS", "text,structure,vouch,span,refresh").split(",")
+        stubs = {{
+            (redact.Redactor, "text"): lambda self, v: v,
+            (redact.Redactor, "structure"): lambda self, v, s=False: v,
+            (redact.Redactor, "vouch"): lambda self, v: v,
+            (redact.Scrubber, "span"): lambda self, a, e, s: s,
+            (redact.Scrubber, "refresh"): lambda self: None,
+        }}
+        real = {{key: getattr(*key) for key in stubs}}
+        chosen = [key for key in stubs if key[1] in parts]
+
+        def swap(on):
+            for key in chosen:
+                setattr(*key, real[key] if on else stubs[key])
+
         emit = spanfactory.SpanFactory.emit
 
         def counted(self, span):
@@ -151,7 +168,7 @@ elif sys.argv[2] != "off":  # time every hook call on the loop thread (none of t
         spanfactory.SpanFactory.emit = counted
     redactor_calls = (redact.Redactor, ("text", "structure", "vouch"))
     for cls, names in (redactor_calls, (redact.Scrubber, ("span", "refresh"))):
-        for name in names:
+        for name in names if sys.argv[2] != "paired" else ():
             setattr(cls, name, redacting(getattr(cls, name)))
 t0 = time.perf_counter(); r0 = resource.getrusage(resource.RUSAGE_SELF); m0 = time.thread_time()
 logs = eval(arithmetic(samples=samples), model="offline/careful", display="none", max_samples=50)
@@ -171,7 +188,12 @@ print("RESULT", json.dumps({{
 
 
 def _run(
-    config: str, samples: int, workdir: Path, otlp_endpoint: str | None, metrics_url: str | None = None
+    config: str,
+    samples: int,
+    workdir: Path,
+    otlp_endpoint: str | None,
+    metrics_url: str | None = None,
+    flip: int = 0,
 ) -> dict[str, float]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INSPECT_OTEL_", "OTEL_"))}
     env["INSPECT_LOG_DIR"] = str(workdir / "logs")
@@ -183,6 +205,8 @@ def _run(
         env["WANDB_MODE"] = "offline"
         env["WANDB_SILENT"] = "true"
         env["WANDB_DIR"] = str(workdir)
+    if config == "paired":  # which half of the samples is redacted (alternate runs swap them)
+        env["BENCH_PAIRED_FLIP"] = str(flip)
     if config == "metrics":
         env["OTEL_METRICS_EXPORTER"] = "file"
     if config == "metrics-otlp":  # the metric file + OTLP metrics to a local sink answering 200
@@ -319,7 +343,8 @@ def main() -> None:
         _run("off", 20, workdir, None)  # warm caches (imports, bytecode)
         for rep in range(args.reps):
             for config in configs:
-                results[config].append(_run(config, args.samples, workdir, receiver.http_endpoint, sink.url))
+                run = _run(config, args.samples, workdir, receiver.http_endpoint, sink.url, flip=rep % 2)
+                results[config].append(run)
                 print(f"rep {rep + 1}/{args.reps} {config}: {results[config][-1]}", file=sys.stderr)
         received = len(receiver.unique_spans())
 
