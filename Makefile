@@ -18,10 +18,13 @@ demo: $(STAMP)
 		--model offline/careful,offline/hasty -T samples=5 --epochs 2 --log-dir logs
 	$(BIN)/otel-bridge show
 
-## Lint, type-check and run the whole test suite (builds the collector, Jaeger and the Weave test server once).
-test: $(STAMP)
+## Lint and type-check (the first half of `make test`).
+lint: $(STAMP)
 	$(BIN)/ruff check otel_bridge tests examples bench
 	$(BIN)/mypy
+
+## Lint, type-check and run the whole test suite (builds the collector, Jaeger and the Weave test server once).
+test: lint
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
