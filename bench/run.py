@@ -19,17 +19,18 @@ the zero-latency offline model — the worst case for relative overhead. Runs ar
 time; its ratio to "off" as the median (and range) of each run against the "off" run of the same
 rep — adjacent in time, so a shared VM's drift cancels — and the best run against the best; the CPU the
 bridge's hook calls took on the eval's event-loop thread per span (timed around every hook call)
-and the redactor's share of it (every outermost call into otel_bridge.redact, net of the timer), the
-extra process CPU outside that thread per span (exporter threads; the W&B/Weave worker is a
-separate process and not counted), and peak RSS. Below the table, what metrics add per model call
-(metrics vs file: the hook's loop CPU, and the process's CPU outside the loop thread, where the
-metrics thread records). Results are recorded in docs/performance.md.
+and the redactor's share of it (every outermost call into otel_bridge.redact, net of the timer;
+not timed in paired runs), the extra process CPU outside that thread per span (exporter threads;
+the W&B/Weave worker is a separate process and not counted), and peak RSS. Below the table,
+what metrics add per model call (metrics vs file: the hook's loop CPU, and the process's CPU
+outside the loop thread, where the metrics thread records). Results are recorded in docs/performance.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import re
@@ -363,7 +364,9 @@ def main() -> None:
         best = min(r["wall"] for r in runs) / min(r["wall"] for r in results["off"])
         spans = statistics.median(r.get("spans", 0) for r in runs)
         hook = med(config, "hook_cpu") / spans * 1e6 if spans else float("nan")
-        redact = med(config, "redact_cpu") / spans * 1e6 if spans else float("nan")
+        # paired runs time no redactor call (its own figure is printed below the table)
+        timed = bool(spans) and config != "paired"
+        redact = med(config, "redact_cpu") / spans * 1e6 if timed else float("nan")
         bg = (
             (statistics.median(background(r) for r in runs) - off_bg) / spans * 1e6 if spans else float("nan")
         )
@@ -401,7 +404,8 @@ def main() -> None:
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for config, wall, ratio, spread, best, hook, redact, bg, spans, rss in rows:
-        extra = ("-", "-", "-") if not spans else (f"{hook:.0f}", f"{redact:.1f}", f"{bg:.0f}")
+        shown = "-" if math.isnan(redact) else f"{redact:.1f}"
+        extra = ("-", "-", "-") if not spans else (f"{hook:.0f}", shown, f"{bg:.0f}")
         cells = (
             config,
             f"{wall:.2f}",
