@@ -70,11 +70,20 @@ def build_binaries() -> Binaries:
         raise RuntimeError(f"build.sh printed no {exc} path:\n{proc.stdout}\n{proc.stderr}") from exc
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now (bound and released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A TCP port free on 127.0.0.1 right now (bound and released), never one handed out before
+    in this process: the kernel may offer a released port again, and two services of one test
+    would then race for it (a collector once failed with "bind: address already in use")."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
